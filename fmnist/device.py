@@ -1,0 +1,59 @@
+"""Choosing the accelerator and making runs reproducible on it."""
+
+from __future__ import annotations
+
+import os
+import random
+
+import numpy as np
+import torch
+
+from fmnist.errors import PipelineError
+
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+def select_device(name: str = "auto") -> torch.device:
+    """CUDA, else MPS, else CPU for ``auto``; a named device must exist."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    available = {
+        "cpu": True,
+        "cuda": torch.cuda.is_available(),
+        "mps": torch.backends.mps.is_available(),
+    }
+    if name not in available:
+        raise PipelineError(f"train.device is {name!r}; use one of {', '.join(DEVICES)}")
+    if not available[name]:
+        raise PipelineError(f"train.device is {name!r} but no {name} device is present; use auto")
+    return torch.device(name)
+
+
+def set_threads(threads: int) -> int:
+    """Use ``threads`` CPU threads (0: one per core this process may use); return the count.
+
+    Parallel ``dvc queue`` workers set ``FMNIST_THREADS`` so they share the cores.
+    """
+    threads = threads or int(os.environ.get("FMNIST_THREADS", "0")) or len(os.sched_getaffinity(0))
+    torch.set_num_threads(threads)
+    return threads
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch, and ask torch for deterministic kernels."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+
+
+def describe(device: torch.device) -> str:
+    """A human-readable device name for the metrics (``cpu``, ``cuda:NVIDIA H100``...)."""
+    if device.type == "cuda":
+        return f"cuda:{torch.cuda.get_device_name(device)}"
+    return device.type

@@ -1,0 +1,223 @@
+"""The training engine: data resident on the device, batches as index slices, the loops.
+
+Following cifar10-airbench rather than a DataLoader: each split is moved to the device
+once as uint8, and every batch is sliced, scaled to [0, 1] and augmented there. Losses
+and accuracies accumulate on the device and are read once per epoch, so the hot loop
+never waits for the host.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from fmnist.augment import Augment, augment_batch
+from fmnist.optim import make_optimizer, make_scheduler
+from fmnist.params import Recipe
+
+PIXEL_SCALE = 1 / 255  # the reports' input convention: x / 255, no mean/std shift
+
+
+@dataclass
+class DeviceSplit:
+    """One split on the device: uint8 images (N, C, H, W) and int64 labels (N,)."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+def to_device(images: np.ndarray, labels: np.ndarray, device: torch.device) -> DeviceSplit:
+    """Move a uint8 split (N, H, W) or (N, C, H, W) to ``device`` once."""
+    x = torch.from_numpy(np.ascontiguousarray(images))
+    if x.ndim == 3:
+        x = x.unsqueeze(1)
+    y = torch.from_numpy(np.asarray(labels, dtype=np.int64))
+    return DeviceSplit(x.to(device), y.to(device))
+
+
+def scale(batch: torch.Tensor) -> torch.Tensor:
+    """uint8 images -> float32 in [0, 1], on the batch's device."""
+    return batch.float().mul_(PIXEL_SCALE)
+
+
+@dataclass
+class EpochRecord:
+    """One epoch's figures, as logged and plotted."""
+
+    epoch: int
+    train_loss: float
+    train_accuracy: float
+    val_loss: float
+    val_accuracy: float
+    seconds: float
+
+
+@dataclass
+class FitResult:
+    """What training produced: the best weights and how it went."""
+
+    best_state: dict[str, torch.Tensor]
+    best_epoch: int
+    history: list[EpochRecord] = field(default_factory=list)
+    stop_reason: str = "completed"
+
+
+def batch_indices(n: int, batch_size: int, generator: torch.Generator) -> Iterator[torch.Tensor]:
+    """Shuffled index batches over ``n`` items; a trailing batch of one is dropped
+    (batch norm cannot train on a single image)."""
+    order = torch.randperm(n, generator=generator, device=generator.device)
+    for start in range(0, n, batch_size):
+        idx = order[start : start + batch_size]
+        if len(idx) > 1 or n == 1:
+            yield idx
+
+
+def train_epoch(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    data: DeviceSplit,
+    batch_size: int,
+    aug: Augment,
+    generator: torch.Generator,
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
+    progress: Callable[[], None] = lambda: None,
+) -> tuple[float, float]:
+    """One pass over ``data``; returns (mean loss, accuracy) measured on the fly."""
+    model.train()
+    loss_sum = torch.zeros((), device=data.labels.device)
+    correct = torch.zeros((), device=data.labels.device, dtype=torch.long)
+    for idx in batch_indices(len(data), batch_size, generator):
+        idx = idx.to(data.labels.device)
+        x = augment_batch(scale(data.images[idx]), aug, generator)
+        y = data.labels[idx]
+        logits = model(x)
+        loss = F.cross_entropy(logits, y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
+        loss_sum += loss.detach() * len(y)
+        correct += (logits.detach().argmax(1) == y).sum()
+        progress()
+    return loss_sum.item() / len(data), correct.item() / len(data)
+
+
+@torch.inference_mode()
+def predict_logits(model: nn.Module, data: DeviceSplit, batch_size: int) -> torch.Tensor:
+    """Logits for every image of ``data``, in order, in large batches."""
+    model.eval()
+    out = [model(scale(data.images[i : i + batch_size])) for i in range(0, len(data), batch_size)]
+    return torch.cat(out).float()
+
+
+def evaluate(model: nn.Module, data: DeviceSplit, batch_size: int) -> tuple[float, float]:
+    """(mean cross-entropy loss, accuracy) of ``model`` on ``data``."""
+    logits = predict_logits(model, data, batch_size)
+    loss = F.cross_entropy(logits, data.labels).item()
+    accuracy = (logits.argmax(1) == data.labels).float().mean().item()
+    return loss, accuracy
+
+
+def fit(
+    model: nn.Module,
+    recipe: Recipe,
+    train: DeviceSplit,
+    val: DeviceSplit,
+    generator: torch.Generator,
+    eval_batch_size: int = 2000,
+    on_epoch: Callable[[EpochRecord], None] = lambda record: None,
+    num_classes: int = 10,
+) -> FitResult:
+    """Train ``model`` with ``recipe``; keep the weights of the best validation epoch.
+
+    Stops early after ``recipe.patience`` epochs without a better validation accuracy
+    (0: never), and at once when training diverges (a non-finite loss, or validation
+    accuracy collapsing to chance after it had been better).
+    """
+    optimizer = make_optimizer(
+        recipe.optimizer, model.parameters(), recipe.lr, recipe.weight_decay, recipe.momentum
+    )
+    steps = math.ceil(len(train) / recipe.batch_size)
+    scheduler = make_scheduler(
+        recipe.schedule, optimizer, recipe.lr, steps * recipe.epochs, recipe.warmup
+    )
+    result = FitResult(best_state=_snapshot(model), best_epoch=0)
+    best_accuracy = -1.0
+    for epoch in range(1, recipe.epochs + 1):
+        start = time.perf_counter()
+        with _ProgressBar(steps, f"epoch {epoch}/{recipe.epochs}") as tick:
+            train_loss, train_acc = train_epoch(
+                model,
+                optimizer,
+                train,
+                recipe.batch_size,
+                recipe.augment,
+                generator,
+                scheduler,
+                tick,
+            )
+        val_loss, val_acc = evaluate(model, val, eval_batch_size)
+        record = EpochRecord(
+            epoch, train_loss, train_acc, val_loss, val_acc, time.perf_counter() - start
+        )
+        result.history.append(record)
+        on_epoch(record)
+        diverged = _divergence(record, best_accuracy, num_classes)
+        if diverged:
+            result.stop_reason = diverged
+            break
+        if val_acc > best_accuracy:
+            best_accuracy, result.best_epoch = val_acc, epoch
+            result.best_state = _snapshot(model)
+        elif recipe.patience and epoch - result.best_epoch >= recipe.patience:
+            result.stop_reason = f"early stop: no better val accuracy for {recipe.patience} epochs"
+            break
+    return result
+
+
+def _divergence(record: EpochRecord, best_accuracy: float, num_classes: int) -> str:
+    """A message if this epoch shows divergence, else ''."""
+    if not (math.isfinite(record.train_loss) and math.isfinite(record.val_loss)):
+        return f"diverged at epoch {record.epoch}: the loss is not finite; lower the lr"
+    chance = 1 / num_classes
+    if best_accuracy > 2 * chance and record.val_accuracy <= chance + 0.02:
+        return (
+            f"diverged at epoch {record.epoch}: val accuracy collapsed to "
+            f"{record.val_accuracy:.1%} (chance); lower the lr"
+        )
+    return ""
+
+
+def _snapshot(model: nn.Module) -> dict[str, torch.Tensor]:
+    return copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()})
+
+
+class _ProgressBar:
+    """A tqdm bar per epoch on a terminal; nothing otherwise (fit prints a line per epoch)."""
+
+    def __init__(self, total: int, desc: str) -> None:
+        self.bar = None
+        if sys.stderr.isatty():
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, desc=desc, leave=False, unit="batch")
+
+    def __enter__(self) -> Callable[[], None]:
+        return self.bar.update if self.bar is not None else (lambda: None)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.close()

@@ -1,0 +1,85 @@
+"""The model registry: ``@register_model`` a builder, build it by name, list the names.
+
+A builder is a function whose keyword arguments are the model's architecture options
+(activation, dropout, batch-norm...). Those arguments *are* the schema of the
+``arch:`` block in params.yaml, so a misspelt option is refused with the valid list.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+from torch import nn
+
+from fmnist.errors import PipelineError
+
+Builder = Callable[..., nn.Module]
+_REGISTRY: dict[str, Builder] = {}
+# Options every builder receives from the data, not from the user's arch block.
+DATA_OPTIONS = ("in_shape", "num_classes")
+
+
+def register_model(name: str) -> Callable[[Builder], Builder]:
+    """Register ``builder`` under ``name`` (a decorator)."""
+
+    def wrap(builder: Builder) -> Builder:
+        if name in _REGISTRY:
+            raise ValueError(f"model {name!r} registered twice")
+        _REGISTRY[name] = builder
+        return builder
+
+    return wrap
+
+
+def list_models() -> list[str]:
+    """All registered model names, sorted."""
+    _load_families()
+    return sorted(_REGISTRY)
+
+
+def arch_defaults(name: str) -> dict[str, Any]:
+    """The architecture options of ``name`` with their default values."""
+    signature = inspect.signature(_builder(name))
+    return {
+        key: p.default
+        for key, p in signature.parameters.items()
+        if key not in DATA_OPTIONS and p.default is not inspect.Parameter.empty
+    }
+
+
+def check_arch(name: str, arch: dict[str, Any]) -> list[str]:
+    """Problems with ``arch`` for model ``name`` (unknown keys), as messages."""
+    valid = arch_defaults(name)
+    return [
+        f"models.{name}.arch.{key} is not an option of {name}; valid: {', '.join(sorted(valid))}"
+        for key in arch
+        if key not in valid
+    ]
+
+
+def build_model(
+    name: str,
+    arch: dict[str, Any] | None = None,
+    in_shape: tuple[int, int, int] = (1, 28, 28),
+    num_classes: int = 10,
+) -> nn.Module:
+    """Build model ``name`` with architecture options ``arch``; it returns logits."""
+    arch = dict(arch or {})
+    problems = check_arch(name, arch)
+    if problems:
+        raise PipelineError("; ".join(problems))
+    return _builder(name)(in_shape=in_shape, num_classes=num_classes, **arch)
+
+
+def _builder(name: str) -> Builder:
+    _load_families()
+    if name not in _REGISTRY:
+        raise PipelineError(f"unknown model {name!r}; valid names: {', '.join(list_models())}")
+    return _REGISTRY[name]
+
+
+def _load_families() -> None:
+    """Import the modules that register models (late, to avoid an import cycle)."""
+    from fmnist.models import cnn, fast  # noqa: F401

@@ -1,0 +1,141 @@
+"""The train stage's work: prepared splits in, best checkpoint, logs and curves out."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from typing import Any
+
+import torch
+
+from fmnist import layout, plots
+from fmnist.atomic import write_json, write_text
+from fmnist.checkpoint import save_checkpoint
+from fmnist.datasets import DATASETS
+from fmnist.device import describe, seed_everything, select_device, set_threads
+from fmnist.engine import EpochRecord, fit, to_device
+from fmnist.errors import PipelineError
+from fmnist.models import build_model
+from fmnist.models.summary import keras_param_counts, summary
+from fmnist.params import Params
+from fmnist.prepared import load_split
+
+
+def run_training(params: Params) -> dict[str, Any]:
+    """Train ``params.model`` with its recipe; write the model, summary, logs and curves."""
+    spec = DATASETS[params.data.dataset]
+    threads = set_threads(params.train.threads)
+    device = select_device(params.train.device)
+    seed_everything(params.train.seed)
+    train_split, val_split = (load_split(layout.split_path(s)) for s in ("train", "val"))
+    train, val = (to_device(s.images, s.labels, device) for s in (train_split, val_split))
+
+    model = build_model(params.model, params.recipe.arch, spec.shape, len(spec.classes))
+    model_summary = summary(model, spec.shape, params.model)
+    write_text(layout.SUMMARY, model_summary)
+    print(model_summary, file=sys.stderr)
+    model = model.to(device=device, memory_format=_memory_format(device))
+    generator = torch.Generator(device=device).manual_seed(params.train.seed)
+
+    _log(
+        f"training {params.model} on {describe(device)} ({threads} threads): "
+        f"{len(train):,} train / {len(val):,} val images, recipe {_recipe_line(params)}"
+    )
+    start = time.perf_counter()
+    with _LiveLogger() as log_epoch:
+        result = fit(
+            model,
+            params.recipe,
+            train,
+            val,
+            generator,
+            eval_batch_size=params.train.eval_batch_size,
+            on_epoch=log_epoch,
+            num_classes=len(spec.classes),
+        )
+    seconds = time.perf_counter() - start
+    if result.best_epoch == 0:
+        raise PipelineError(f"{result.stop_reason}; no checkpoint was kept")
+    _log(f"{result.stop_reason}; best val accuracy at epoch {result.best_epoch}")
+
+    trainable, non_trainable = keras_param_counts(model)
+    extra = {"recipe": _recipe_dict(params), "best_epoch": result.best_epoch}
+    save_checkpoint(
+        layout.MODEL,
+        params.model,
+        params.recipe.arch,
+        result.best_state,
+        spec.classes,
+        spec.shape,
+        extra,
+    )
+    history = [asdict(r) for r in result.history]
+    plots.learning_curves(history, layout.PLOTS / "learning_curves.png", result.best_epoch)
+    info = {
+        "train": {
+            "model": params.model,
+            "device": describe(device),
+            "threads": threads,
+            "epochs_run": len(history),
+            "best_epoch": result.best_epoch,
+            "best_val_accuracy": round(max(h["val_accuracy"] for h in history), 6),
+            "stop_reason": result.stop_reason,
+            "seconds": round(seconds, 2),
+            "seconds_per_epoch": round(seconds / len(history), 3),
+            "params": {"total": trainable + non_trainable, "trainable": trainable},
+        }
+    }
+    write_json(layout.TRAIN_JSON, info)
+    return info
+
+
+def _memory_format(device: torch.device) -> torch.memory_format:
+    """channels_last: measured ~1.4x faster for the zoo's convs on CPU (oneDNN)."""
+    return torch.channels_last if device.type in ("cpu", "cuda") else torch.contiguous_format
+
+
+def _recipe_dict(params: Params) -> dict[str, Any]:
+    return json.loads(json.dumps(asdict(params.recipe)))
+
+
+def _recipe_line(params: Params) -> str:
+    r = params.recipe
+    return (
+        f"{r.optimizer} lr={r.lr:g} batch={r.batch_size} epochs={r.epochs} "
+        f"schedule={r.schedule} patience={r.patience or 'off'}"
+    )
+
+
+class _LiveLogger:
+    """DVCLive for per-epoch metrics (dvc plots), plus one readable line per epoch."""
+
+    def __enter__(self) -> Callable[[EpochRecord], None]:
+        from dvclive import Live
+
+        layout.LIVE.mkdir(parents=True, exist_ok=True)
+        self.live = Live(str(layout.LIVE), dvcyaml=None, save_dvc_exp=False, report=None)
+
+        def log_epoch(r: EpochRecord) -> None:
+            for split, loss, acc in (
+                ("train", r.train_loss, r.train_accuracy),
+                ("val", r.val_loss, r.val_accuracy),
+            ):
+                self.live.log_metric(f"{split}/loss", round(loss, 6), plot=True)
+                self.live.log_metric(f"{split}/accuracy", round(acc, 6), plot=True)
+            self.live.next_step()
+            _log(
+                f"epoch {r.epoch}: train loss {r.train_loss:.4f} acc {r.train_accuracy:.4f} | "
+                f"val loss {r.val_loss:.4f} acc {r.val_accuracy:.4f} | {r.seconds:.1f}s"
+            )
+
+        return log_epoch
+
+    def __exit__(self, *exc: object) -> None:
+        self.live.end()
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
