@@ -126,7 +126,7 @@ def write_idx(path: str | Path, array: np.ndarray) -> None:
     path = Path(path)
     data = encode_idx(array)
     if path.suffix == ".gz":
-        with open(path, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as f:
+        with open(path, "wb") as raw, gzip.GzipFile("", "wb", fileobj=raw, mtime=0) as f:
             f.write(data)
     else:
         path.write_bytes(data)
@@ -168,9 +168,12 @@ def read_csv(path: str | Path, side: int = 28) -> tuple[np.ndarray, np.ndarray]:
 def _csv_row(line: str, lineno: int, fields: int, path: Path) -> np.ndarray | None:
     if not line.strip():
         return None
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # numpy warns on unparsable text; we check length
-        values = np.fromstring(line, dtype=np.int64, sep=",")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # older numpy warns on unparsable text
+            values = np.fromstring(line, dtype=np.int64, sep=",")
+    except ValueError:  # numpy >= 2.3 raises on unparsable text
+        values = np.empty(0, np.int64)
     if values.size != fields or line.count(",") != fields - 1 or "." in line:
         raise FormatError(
             f"{path}:{lineno}: bad row: expected {fields} integer fields; fix or remove the line"

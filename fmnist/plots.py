@@ -39,7 +39,8 @@ def class_distribution(counts: dict[str, dict[str, int]], path: str | Path) -> N
     ax.set_xticks(x, classes, rotation=30, ha="right")
     ax.set_ylabel("images")
     ax.set_title("Images per class")
-    ax.legend()
+    ax.set_ylim(0, ax.get_ylim()[1] * 1.25)  # headroom so the legend covers no bar
+    ax.legend(loc="upper center", ncol=len(splits))
     _save(fig, path)
 
 

@@ -35,7 +35,6 @@ def run_training(params: Params) -> dict[str, Any]:
 
     model = build_model(params.model, params.recipe.arch, spec.shape, len(spec.classes))
     model_summary = summary(model, spec.shape, params.model)
-    write_text(layout.SUMMARY, model_summary)
     print(model_summary, file=sys.stderr)
     model = model.to(device=device, memory_format=_memory_format(device))
     generator = torch.Generator(device=device).manual_seed(params.train.seed)
@@ -72,6 +71,7 @@ def run_training(params: Params) -> dict[str, Any]:
         spec.shape,
         extra,
     )
+    write_text(layout.SUMMARY, model_summary)
     history = [asdict(r) for r in result.history]
     plots.learning_curves(history, layout.PLOTS / "learning_curves.png", result.best_epoch)
     info = {

@@ -1,6 +1,7 @@
 """Stage prepare: read the raw files, split train/validation, write uint8 arrays + exploration."""
 
 from fmnist import layout
+from fmnist.atomic import atomic_dir
 from fmnist.datasets import DATASETS
 from fmnist.errors import run_stage
 from fmnist.exploration import explore
@@ -16,8 +17,9 @@ def main() -> None:
     test = stratified_subset(published["test"], p.test_limit, p.seed)
     fit, val = split_train_val(train, p.val_size, p.seed)
     splits = {"train": fit, "val": val, "test": test}
-    for name, split in splits.items():
-        save_split(layout.split_path(name), split)
+    with atomic_dir(layout.PREPARED) as tmp:  # all three splits appear together, or none
+        for name, split in splits.items():
+            save_split(tmp / layout.split_path(name).name, split)
     explore(spec, splits, form)
     print(f"{layout.PREPARED}: " + ", ".join(f"{k} {len(v):,}" for k, v in splits.items()))
 

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# The project's two commands; each sets up a fresh Debian/Ubuntu machine first.
+#   ./run.sh repro   create .venv, install the pinned packages and the data, run `dvc repro`
+#   ./run.sh test    the same set-up, then ruff and the test suite
+# Extra arguments go to dvc repro / pytest (e.g. ./run.sh test -k formats).
+set -euo pipefail
+cd "$(dirname "$0")"
+export DVC_NO_ANALYTICS=1 PYTHONUNBUFFERED=1
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else return 1; fi; }
+
+install_system_packages() {
+    # Debian's copy of Fashion-MNIST (the download stage's default folder) and venv support.
+    local wanted=()
+    [ -d /usr/share/datasets/fashion-mnist ] || wanted+=(dataset-fashion-mnist)
+    python3 -c 'import ensurepip, venv' 2>/dev/null || wanted+=(python3-venv)
+    [ ${#wanted[@]} -eq 0 ] && return 0
+    if command -v apt-get >/dev/null && as_root true 2>/dev/null; then
+        echo "installing ${wanted[*]} with apt-get"
+        as_root apt-get update -qq
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${wanted[@]}" >/dev/null
+    else
+        echo "note: cannot apt-get install ${wanted[*]}; the download stage will use data.url" >&2
+    fi
+}
+
+install_python_packages() {
+    # Reinstall only when requirements.lock changed since the last install.
+    local stamp=.venv/.lock.sha256 sum
+    [ -x .venv/bin/python ] || python3 -m venv .venv
+    sum=$(sha256sum requirements.lock | cut -d' ' -f1)
+    if [ "$(cat "$stamp" 2>/dev/null)" != "$sum" ]; then
+        echo "installing the pinned Python packages (requirements.lock)"
+        .venv/bin/python -m pip install -q --upgrade pip
+        .venv/bin/python -m pip install -q -r requirements.lock
+        echo "$sum" > "$stamp"
+    fi
+}
+
+install_system_packages
+install_python_packages
+# shellcheck disable=SC1091
+source .venv/bin/activate   # dvc runs stage commands with this PATH
+
+case "${1:-}" in
+    repro) shift; dvc repro "$@" ;;
+    test) shift; ruff check . && ruff format --check . && python -m pytest "$@" ;;
+    *) echo "usage: ./run.sh repro|test [args...]" >&2; exit 2 ;;
+esac

@@ -1,0 +1,78 @@
+"""Shared fixtures: small synthetic datasets in the real file formats, with their checksums."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fmnist import formats
+from fmnist.datasets import FASHION_MNIST, DatasetSpec, IdxFile
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def synthetic_split(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` random uint8 images with balanced labels 0-9."""
+    rng = np.random.default_rng(seed)
+    images = rng.integers(0, 256, size=(n, 28, 28), dtype=np.uint8)
+    labels = (np.arange(n) % 10).astype(np.uint8)
+    rng.shuffle(labels)
+    return images, labels
+
+
+@pytest.fixture
+def tiny_data() -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    return {"train": synthetic_split(200, 1), "test": synthetic_split(50, 2)}
+
+
+def spec_for(data: dict[str, tuple[np.ndarray, np.ndarray]]) -> DatasetSpec:
+    """Fashion-MNIST's spec with checksums replaced by those of ``data``."""
+    idx = {}
+    csv = {}
+    for split, (images, labels) in data.items():
+        (img_file, lab_file) = FASHION_MNIST.idx[split]
+        idx[split] = (
+            IdxFile(img_file.name, formats.sha256_bytes(formats.encode_idx(images))),
+            IdxFile(lab_file.name, formats.sha256_bytes(formats.encode_idx(labels))),
+        )
+        csv[split] = (FASHION_MNIST.csv[split][0], formats.records_fingerprint(images, labels))
+    return replace(FASHION_MNIST, idx=idx, csv=csv, debian_folder="/nonexistent")
+
+
+@pytest.fixture
+def tiny_spec(tiny_data: dict) -> DatasetSpec:
+    return spec_for(tiny_data)
+
+
+def write_idx_folder(folder: Path, data: dict, gz: bool = True) -> Path:
+    """The four IDX files of ``data`` under their official names."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for split, (images, labels) in data.items():
+        img_file, lab_file = FASHION_MNIST.idx[split]
+        for f, array in ((img_file, images), (lab_file, labels)):
+            name = f.name if gz else f.name.removesuffix(".gz")
+            formats.write_idx(folder / name, array)
+    return folder
+
+
+def write_csv_folder(folder: Path, data: dict) -> Path:
+    """The two Kaggle CSVs of ``data``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for split, (images, labels) in data.items():
+        formats.write_csv(folder / FASHION_MNIST.csv[split][0], images, labels)
+    return folder
+
+
+@pytest.fixture
+def in_tmp(tmp_path: Path):
+    """Run the test inside ``tmp_path`` (stages write relative paths)."""
+    old = Path.cwd()
+    os.chdir(tmp_path)
+    try:
+        yield tmp_path
+    finally:
+        os.chdir(old)

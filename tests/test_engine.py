@@ -1,0 +1,106 @@
+"""The training engine: learning, determinism, early stopping, divergence, augmentation."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from conftest import synthetic_split
+
+from fmnist.augment import Augment, augment_batch
+from fmnist.device import seed_everything
+from fmnist.engine import DeviceSplit, fit, scale, to_device, train_epoch
+from fmnist.models import build_model
+from fmnist.optim import OPTIMIZERS, make_optimizer
+from fmnist.params import Recipe
+
+CPU = torch.device("cpu")
+
+
+def _learnable(n: int, seed: int) -> DeviceSplit:
+    """Images whose brightness encodes the label, so a few steps can learn it."""
+    images, labels = synthetic_split(n, seed)
+    images = (images // 4 + labels[:, None, None] * 20).astype("uint8")
+    return to_device(images, labels, CPU)
+
+
+def test_one_training_step_lowers_the_loss_on_a_fixed_batch() -> None:
+    seed_everything(0)
+    model = build_model("cnn1", {"dropout": 0.0})
+    data = _learnable(64, 0)
+    x, y = scale(data.images), data.labels
+    optimizer = make_optimizer("adam", model.parameters(), 1e-3)
+    before = F.cross_entropy(model(x), y).item()
+    for _ in range(3):
+        optimizer.zero_grad()
+        F.cross_entropy(model(x), y).backward()
+        optimizer.step()
+    assert F.cross_entropy(model(x), y).item() < before
+
+
+def test_every_optimizer_trains() -> None:
+    for name in OPTIMIZERS:
+        seed_everything(0)
+        model = build_model("cnn1")
+        optimizer = make_optimizer(name, model.parameters(), 0.01)
+        g = torch.Generator().manual_seed(0)
+        loss, _ = train_epoch(model, optimizer, _learnable(64, 0), 32, Augment(), g)
+        assert torch.isfinite(torch.tensor(loss)), name
+
+
+def _fit(seed: int, recipe: Recipe, model: str = "fastcnn"):
+    seed_everything(seed)
+    net = build_model(model, {"width": 8} if model == "fastcnn" else {})
+    g = torch.Generator().manual_seed(seed)
+    return fit(net, recipe, _learnable(300, 1), _learnable(100, 2), g, eval_batch_size=64)
+
+
+def test_two_seeded_runs_are_identical_on_cpu() -> None:
+    recipe = Recipe(
+        epochs=2,
+        batch_size=32,
+        schedule="onecycle",
+        warmup=0.2,
+        augment=Augment(shift=0.1, rotation=10, zoom=0.1, hflip=True),
+    )
+    a, b = _fit(5, recipe), _fit(5, recipe)
+    assert [r.val_loss for r in a.history] == [r.val_loss for r in b.history]
+    assert all(torch.equal(a.best_state[k], b.best_state[k]) for k in a.best_state)
+    c = _fit(6, recipe)
+    assert [r.val_loss for r in c.history] != [r.val_loss for r in a.history]
+
+
+def test_fit_keeps_the_best_epoch_and_learns() -> None:
+    result = _fit(0, Recipe(epochs=4, batch_size=32, lr=3e-3))
+    accuracies = [r.val_accuracy for r in result.history]
+    assert result.best_epoch == 1 + accuracies.index(max(accuracies))
+    assert max(accuracies) > 0.5  # well above chance (0.1) on learnable data
+
+
+def test_early_stopping_stops_after_patience() -> None:
+    # lr so small nothing improves after the first epoch
+    result = _fit(0, Recipe(epochs=20, batch_size=64, lr=1e-9, patience=2))
+    assert len(result.history) < 20
+    assert result.stop_reason.startswith("early stop")
+
+
+def test_divergence_stops_training_and_keeps_the_best_checkpoint() -> None:
+    result = _fit(0, Recipe(epochs=10, batch_size=32, optimizer="sgd", lr=1e30), model="cnn1")
+    assert result.stop_reason.startswith("diverged at epoch")
+    assert len(result.history) < 10
+    assert all(torch.isfinite(v).all() for v in result.best_state.values() if v.is_floating_point())
+
+
+def test_augmentation_is_seeded_and_stays_in_range() -> None:
+    x = scale(_learnable(16, 0).images)
+    aug = Augment(shift=0.1, rotation=15, zoom=0.1, hflip=True)
+    a = augment_batch(x, aug, torch.Generator().manual_seed(1))
+    b = augment_batch(x, aug, torch.Generator().manual_seed(1))
+    c = augment_batch(x, aug, torch.Generator().manual_seed(2))
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    assert a.shape == x.shape and a.min() >= 0 and a.max() <= 1
+    assert not torch.equal(a, x)
+
+
+def test_no_augmentation_is_the_identity() -> None:
+    x = scale(_learnable(4, 0).images)
+    assert augment_batch(x, Augment(), torch.Generator()) is x

@@ -1,0 +1,140 @@
+"""End to end: the real `dvc repro` in a temporary git repository, on a small subset.
+
+Checks what users rely on: outputs and metrics appear, a second repro is a no-op,
+an evaluation param reruns only evaluation, same params give the same metrics, an
+experiment switches the model and its recipe, diffs show the change, and the default
+DVC remote round-trips the data.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import ROOT
+
+pytestmark = pytest.mark.e2e
+BIN = Path(sys.executable).parent
+SMALL = {
+    ("prepare", "train_limit"): 1100,
+    ("prepare", "val_size"): 100,
+    ("prepare", "test_limit"): 200,
+    ("models", "fastcnn", "epochs"): 2,
+    ("models", "fastcnn", "arch", "width"): 8,
+}
+
+
+def run(repo: Path, *args: str, check: bool = True) -> str:
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "DVC_NO_ANALYTICS": "1"}
+    proc = subprocess.run(args, cwd=repo, env=env, capture_output=True, text=True, timeout=600)
+    output = proc.stdout + proc.stderr
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{' '.join(args)} failed ({proc.returncode}):\n{output}")
+    return output
+
+
+def dvc(repo: Path, *args: str) -> str:
+    return run(repo, str(BIN / "dvc"), *args)
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    repo = tmp_path_factory.mktemp("repo")
+    for name in ("fmnist", "stages"):
+        shutil.copytree(ROOT / name, repo / name, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "dvc.yaml", repo)
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    for keys, value in SMALL.items():
+        node = params
+        for key in keys[:-1]:
+            node = node[key]
+        node[keys[-1]] = value
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    run(repo, "git", "init", "-q")
+    run(repo, "git", "config", "user.email", "test@example.invalid")
+    run(repo, "git", "config", "user.name", "test")
+    dvc(repo, "init", "-q")
+    dvc(repo, "remote", "add", "-d", "local", str(repo.parent / "remote"))
+    run(repo, "git", "add", "-A")
+    run(repo, "git", "commit", "-qm", "init")
+    return repo
+
+
+def metrics(repo: Path) -> dict:
+    return json.loads((repo / "metrics/metrics.json").read_text())
+
+
+def test_repro_builds_model_metrics_and_plots(repo: Path) -> None:
+    out = dvc(repo, "repro")
+    for stage in ("download", "prepare", "train", "evaluate"):
+        assert f"Running stage '{stage}'" in out
+    test = metrics(repo)["test"]
+    assert 0.1 < test["accuracy"] <= 1
+    assert set(test["per_class"]["Shirt"]) == {"precision", "recall", "f1", "support"}
+    assert test["macro_avg"]["support"] == 200
+    train = json.loads((repo / "metrics/train.json").read_text())["train"]
+    assert train["device"] == "cpu" and train["epochs_run"] == 2
+    data = json.loads((repo / "metrics/data.json").read_text())["data"]
+    assert data["train"]["count"] == 1000 and data["val"]["count"] == 100
+    assert data["train"]["dtype"] == "uint8" and data["train"]["per_class"]["Bag"] == 100
+    for png in (
+        "learning_curves",
+        "confusion",
+        "predictions",
+        "most_wrong",
+        "class_distribution",
+        "samples",
+    ):
+        assert (repo / f"metrics/plots/{png}.png").read_bytes()[:4] == b"\x89PNG"
+    assert (repo / "models/model.pt").is_file()
+    assert "Total params" in (repo / "models/summary.txt").read_text()
+    assert (repo / "metrics/live/plots/metrics/val/accuracy.tsv").is_file()
+
+
+def test_second_repro_is_a_no_op(repo: Path) -> None:
+    out = dvc(repo, "repro")
+    assert "Running stage" not in out
+    assert "up to date" in dvc(repo, "status")
+
+
+def test_evaluation_param_reruns_only_evaluate(repo: Path) -> None:
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["evaluate"]["grid"] = 10
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    out = dvc(repo, "repro")
+    assert "Running stage 'evaluate'" in out
+    assert "Running stage 'train'" not in out and "Running stage 'prepare'" not in out
+
+
+def test_same_params_give_identical_metrics(repo: Path) -> None:
+    before = (repo / "metrics/metrics.json").read_bytes()
+    dvc(repo, "repro", "--force")
+    assert (repo / "metrics/metrics.json").read_bytes() == before
+
+
+def test_experiment_switches_model_and_diffs_show_it(repo: Path) -> None:
+    run(repo, "git", "add", "-A")
+    run(repo, "git", "commit", "-qm", "baseline")
+    dvc(repo, "exp", "run", "-S", "model=cnn1", "-S", "models.cnn1.epochs=1")
+    assert json.loads((repo / "metrics/train.json").read_text())["train"]["model"] == "cnn1"
+    table = dvc(repo, "exp", "show", "--md", "--no-pager")
+    assert "cnn1" in table and "fastcnn" in table and "test.accuracy" in table
+    assert "model" in dvc(repo, "params", "diff")
+    assert "test.accuracy" in dvc(repo, "metrics", "diff", "--md")
+
+
+def test_push_and_pull_round_trip(repo: Path) -> None:
+    dvc(repo, "push")
+    shutil.rmtree(repo / ".dvc" / "cache")
+    for out in ("data/raw", "data/prepared", "models/model.pt"):
+        path = repo / out
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+    dvc(repo, "pull")
+    assert (repo / "models/model.pt").is_file()
+    assert "up to date" in dvc(repo, "status")
