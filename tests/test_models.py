@@ -9,13 +9,27 @@ from fmnist.errors import PipelineError
 from fmnist.models import build_model, list_models
 from fmnist.models.summary import keras_param_counts, summary
 
-# Keras's counts (batch norm's moving mean/variance included), where a report gives one;
-# the others are this project's own counts, pinned so a layer change cannot slip through.
+# Counted with the Keras convention (keras_param_counts): batch norm's moving mean and
+# variance count as non-trainable parameters (PyTorch keeps them as buffers), and a
+# recurrent layer has one bias per gate (PyTorch has two, bias_ih + bias_hh, not counted
+# twice). Figures marked "report" are the reports' own; the others are pinned so that a
+# layer change cannot slip through unnoticed.
 PARAM_COUNTS = {
     "cnn1": 34_826,  # report A
     "cnn1-bn": 35_210,  # cnn1 + 2 BN layers (4 x (32 + 64))
     "cnn2": 503_690,
     "cnn2-bn": 504_586,  # cnn2 + 3 BN layers (4 x (32 + 64 + 128))
+    "seq1": 387_466,  # report B
+    "seq2": 842_570,  # report B
+    "seq3": 824_842,  # report B
+    "seq4": 128_066,  # report B
+    "seq5": 420_602,  # report B
+    "seq6": 220_042,  # report B
+    "cnn3": 87_452,  # report C
+    "vgg": 306_906,  # report D
+    "rnn": 135_498,  # report D
+    "bilstm": 1_340_042,  # report D
+    "cifar-cnn": 93_322,  # on 28x28x1; 122,570 on CIFAR's 32x32x3 (below)
     "fastcnn": 114_058,
 }
 
@@ -45,6 +59,35 @@ def test_model_trains_a_step_on_cpu(name: str) -> None:
 def test_parameter_counts_keras_convention(name: str, count: int) -> None:
     trainable, non_trainable = keras_param_counts(build_model(name))
     assert trainable + non_trainable == count
+
+
+def test_cifar_cnn_on_cifar_shape_matches_report_e() -> None:
+    model = build_model("cifar-cnn", in_shape=(3, 32, 32))
+    assert sum(keras_param_counts(model)) == 122_570
+    assert model(torch.rand(2, 3, 32, 32)).shape == (2, 10)
+
+
+def test_recurrent_counts_apply_the_keras_bias_convention() -> None:
+    model = build_model("rnn")
+    torch_count = sum(p.numel() for p in model.parameters())
+    duplicated_biases = 256 + 128 + 64  # bias_hh of the three SimpleRNNs
+    assert torch_count - duplicated_biases + 2 * 64 == 135_498  # + BN moving stats
+
+
+def test_recurrent_models_read_rows_as_steps() -> None:
+    from fmnist.models.recurrent import rows_as_sequence
+
+    x = torch.arange(2 * 28 * 28, dtype=torch.float32).reshape(2, 1, 28, 28)
+    seq = rows_as_sequence(x)
+    assert seq.shape == (2, 28, 28)
+    assert torch.equal(seq[1, 5], x[1, 0, 5])
+
+
+def test_bad_architecture_values_are_refused_with_the_valid_list() -> None:
+    with pytest.raises(PipelineError, match=r"activation 'swish'; valid: relu, tanh, sigmoid"):
+        build_model("cnn2", {"activation": "swish"})
+    with pytest.raises(PipelineError, match="dropout"):
+        build_model("seq3", {"dropout": 1.5})
 
 
 def test_every_model_has_a_pinned_count() -> None:

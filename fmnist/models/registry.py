@@ -16,6 +16,7 @@ from torch import nn
 from fmnist.errors import PipelineError
 
 Builder = Callable[..., nn.Module]
+Shape = tuple[int, int, int]  # channels, height, width
 _REGISTRY: dict[str, Builder] = {}
 # Options every builder receives from the data, not from the user's arch block.
 DATA_OPTIONS = ("in_shape", "num_classes")
@@ -50,13 +51,23 @@ def arch_defaults(name: str) -> dict[str, Any]:
 
 
 def check_arch(name: str, arch: dict[str, Any]) -> list[str]:
-    """Problems with ``arch`` for model ``name`` (unknown keys), as messages."""
+    """Problems with ``arch`` for model ``name`` (unknown keys, bad values), as messages.
+
+    Values are checked by building the model once on the CPU, so a bad activation name or
+    dropout rate is reported with the other params problems before any work starts.
+    """
     valid = arch_defaults(name)
-    return [
+    problems = [
         f"models.{name}.arch.{key} is not an option of {name}; valid: {', '.join(sorted(valid))}"
         for key in arch
         if key not in valid
     ]
+    if not problems:
+        try:
+            _builder(name)(**arch)
+        except (ValueError, TypeError) as exc:
+            problems.append(f"models.{name}.arch: {exc}")
+    return problems
 
 
 def build_model(
@@ -70,7 +81,10 @@ def build_model(
     problems = check_arch(name, arch)
     if problems:
         raise PipelineError("; ".join(problems))
-    return _builder(name)(in_shape=in_shape, num_classes=num_classes, **arch)
+    try:
+        return _builder(name)(in_shape=in_shape, num_classes=num_classes, **arch)
+    except ValueError as exc:  # e.g. an input shape the layers cannot take
+        raise PipelineError(f"model {name} cannot be built: {exc}") from None
 
 
 def _builder(name: str) -> Builder:
@@ -82,4 +96,4 @@ def _builder(name: str) -> Builder:
 
 def _load_families() -> None:
     """Import the modules that register models (late, to avoid an import cycle)."""
-    from fmnist.models import cnn, fast  # noqa: F401
+    from fmnist.models import cnn, fast, recurrent, sequential  # noqa: F401

@@ -24,9 +24,23 @@ class LayerRow:
 
 
 def keras_param_counts(model: nn.Module) -> tuple[int, int]:
-    """(trainable, non-trainable) parameters as Keras counts them."""
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    frozen = sum(p.numel() for p in model.parameters() if not p.requires_grad)
+    """(trainable, non-trainable) parameters as Keras counts them.
+
+    Two conventions differ from PyTorch's: batch norm's running mean and variance are
+    buffers in PyTorch but non-trainable weights in Keras (counted here), and PyTorch's
+    recurrent layers keep two bias vectors (``bias_ih`` and ``bias_hh``) where Keras keeps
+    one (``bias_hh`` is not counted: the two only ever appear as their sum).
+    """
+    duplicate = {
+        id(p)
+        for m in model.modules()
+        if isinstance(m, nn.RNNBase)
+        for name, p in m.named_parameters(recurse=False)
+        if name.startswith("bias_hh")
+    }
+    params = [p for p in model.parameters() if id(p) not in duplicate]
+    trainable = sum(p.numel() for p in params if p.requires_grad)
+    frozen = sum(p.numel() for p in params if not p.requires_grad)
     buffers = sum(b.numel() for n, b in model.named_buffers() if n.endswith(KERAS_BUFFERS))
     return trainable, frozen + buffers
 

@@ -1,0 +1,39 @@
+"""What the original reports claimed for each zoo model (../shared/reference/seed-models.md).
+
+The leaderboard sets every measured accuracy beside these figures.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Reported:
+    """A report's figure for one model: test accuracy in percent and where it came from."""
+
+    report: str
+    accuracy: float
+    note: str = ""
+
+
+REPORTED: dict[str, Reported] = {
+    "cnn1": Reported("A", 90.18, "validation, epoch 15"),
+    "cnn1-bn": Reported("A", 92.53),
+    "cnn2": Reported("A", 92.40, "validated on the test set"),
+    "cnn2-bn": Reported("A", 93.38, "model.evaluate on test"),
+    "seq1": Reported("B", 90.47),
+    "seq2": Reported("B", 70.02, "the report calls it suspect"),
+    "seq3": Reported("B", 84.10, "the report calls it suspect"),
+    "seq4": Reported("B", 82.52, "the report calls it suspect"),
+    "seq5": Reported("B", 80.94, "the report calls it suspect"),
+    "seq6": Reported("B", 82.41, "the report calls it suspect"),
+    "cnn3": Reported("C", 90.65),
+    "vgg": Reported("D", 93.19, "on a 6,400-image validation set"),
+    "rnn": Reported("D", 89.0),
+    "bilstm": Reported("D", 90.0),
+    "cifar-cnn": Reported("E", 71.13, "on CIFAR-10, not Fashion-MNIST"),
+}
+
+# The zoo: every reference model, in the reports' order.
+ZOO: tuple[str, ...] = tuple(REPORTED)

@@ -1,0 +1,77 @@
+"""Queue zoo models as DVC experiments, each with its own recipe, and run the queue.
+
+    python -m fmnist.sweep                      # every zoo model, full recipes
+    python -m fmnist.sweep cnn1 cnn3 --jobs 1   # a chosen list
+    python -m fmnist.sweep --set models.cnn1.epochs=2 cnn1   # extra overrides
+    python -m fmnist.sweep --no-wait ...        # queue and start, return at once
+
+Experiments are named ``zoo-<model>`` (replacing an earlier one of that name). Watch
+them with ``dvc queue status`` and ``dvc queue logs zoo-<model>``; build the table with
+``python -m fmnist.leaderboard``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+
+from fmnist.errors import PipelineError, run_stage
+from fmnist.models import list_models
+from fmnist.reference import ZOO
+
+
+def dvc(*args: str) -> str:
+    """Run a dvc command; a failure is a one-line PipelineError with its output."""
+    env = {**os.environ, "DVC_NO_ANALYTICS": "1"}
+    proc = subprocess.run(["dvc", *args], capture_output=True, text=True, env=env)
+    if proc.returncode != 0:
+        detail = (proc.stderr or proc.stdout).strip().replace("\n", " ")
+        raise PipelineError(f"dvc {' '.join(args)} failed: {detail}")
+    return proc.stdout
+
+
+def queue(models: list[str], overrides: list[str]) -> None:
+    """Queue one experiment per model: ``-S model=<name>`` switches the recipe too."""
+    unknown = [m for m in models if m not in list_models()]
+    if unknown:
+        raise PipelineError(f"unknown model(s) {unknown}; valid names: {', '.join(list_models())}")
+    for name in models:
+        sets = [arg for kv in [f"model={name}", *overrides] for arg in ("-S", kv)]
+        dvc("exp", "run", "--queue", "--force", "-n", f"zoo-{name}", *sets)
+        print(f"queued zoo-{name}", flush=True)
+
+
+def wait_for_queue(poll: float = 15.0) -> None:
+    """Block until no queued or running experiment is left, printing its status."""
+    last = ""
+    while True:
+        status = dvc("queue", "status")
+        active = [line for line in status.splitlines() if " Running " in line or " Queued " in line]
+        summary = f"{len(active)} experiment(s) queued or running"
+        if summary != last:
+            print(summary, flush=True)
+            last = summary
+        if not active:
+            print(status)
+            return
+        time.sleep(poll)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Queue zoo models as DVC experiments.")
+    parser.add_argument("models", nargs="*", default=list(ZOO), help="default: the whole zoo")
+    parser.add_argument("--jobs", "-j", type=int, default=1, help="parallel workers")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--no-wait", action="store_true", help="return once the queue starts")
+    args = parser.parse_args()
+    queue(args.models, args.set)
+    dvc("queue", "start", "--jobs", str(args.jobs))
+    if not args.no_wait:
+        wait_for_queue()
+
+
+if __name__ == "__main__":
+    sys.exit(run_stage(main))
