@@ -66,11 +66,12 @@ def main() -> None:
     parser.add_argument("--jobs", "-j", type=int, default=1, help="parallel workers")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--no-wait", action="store_true", help="return once the queue starts")
+    parser.add_argument("--poll", type=float, default=15.0, help="seconds between status checks")
     args = parser.parse_args()
     queue(args.models, args.set)
     dvc("queue", "start", "--jobs", str(args.jobs))
     if not args.no_wait:
-        wait_for_queue()
+        wait_for_queue(args.poll)
 
 
 if __name__ == "__main__":

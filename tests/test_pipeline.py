@@ -129,6 +129,26 @@ def test_experiment_switches_model_and_diffs_show_it(repo: Path) -> None:
     assert "test.accuracy" in dvc(repo, "metrics", "diff", "--md")
 
 
+def test_sweep_queues_zoo_models_and_leaderboard_reports_them(repo: Path) -> None:
+    out = run(
+        repo,
+        sys.executable,
+        "-m",
+        "fmnist.sweep",
+        "cnn3",
+        "--poll",
+        "2",
+        "--set",
+        "models.cnn3.epochs=1",
+    )
+    assert "queued zoo-cnn3" in out
+    board = run(repo, sys.executable, "-m", "fmnist.leaderboard", "--out", "results")
+    row = next(line for line in board.splitlines() if "| zoo-cnn3 |" in line)
+    assert "| cnn3 |" in row and "| 90.65 |" in row  # report C's figure beside the measured
+    assert (repo / "results/leaderboard.png").read_bytes()[:4] == b"\x89PNG"
+    assert "zoo-cnn3" in (repo / "results/leaderboard.md").read_text()
+
+
 def test_push_and_pull_round_trip(repo: Path) -> None:
     dvc(repo, "push")
     shutil.rmtree(repo / ".dvc" / "cache")

@@ -1,0 +1,190 @@
+"""The leaderboard: every DVC experiment's test accuracy beside what its report claimed.
+
+    python -m fmnist.leaderboard            # reads `dvc exp show --json -A`
+    python -m fmnist.leaderboard --out results
+
+Writes ``leaderboard.md`` (a sorted markdown table), ``leaderboard.png`` (a bar chart,
+measured vs reported) and ``leaderboard.json`` under ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from fmnist.atomic import write_json, write_text
+from fmnist.errors import run_stage
+from fmnist.reference import REPORTED
+from fmnist.sweep import dvc
+
+
+@dataclass(frozen=True)
+class Row:
+    """One experiment's figures."""
+
+    experiment: str
+    model: str
+    recipe: str
+    epochs_run: int
+    best_epoch: int
+    seconds: float
+    seconds_per_epoch: float
+    device: str
+    test_accuracy: float  # percent
+    reported: float | None  # percent, from the model's report
+
+    @property
+    def difference(self) -> float | None:
+        return None if self.reported is None else self.test_accuracy - self.reported
+
+
+def _revisions(exp_show: list[dict[str, Any]]) -> Iterator[tuple[int, str, dict[str, Any]]]:
+    """(rank, name, entry) for every experiment, commit and the workspace in the JSON.
+
+    The rank orders names when two revisions hold the same results (an experiment that was
+    committed, say): an experiment's name first, then a branch, a commit, the workspace.
+    """
+    for entry in exp_show:
+        rev = entry.get("rev", "")
+        if rev == "workspace":
+            yield 3, "workspace", entry
+        else:
+            yield (1, entry["name"], entry) if entry.get("name") else (2, rev[:7], entry)
+        for experiment in entry.get("experiments") or []:
+            for exp in experiment.get("revs") or []:
+                yield 0, exp.get("name") or exp.get("rev", "")[:7], exp
+
+
+def rows_from_exp_show(exp_show: list[dict[str, Any]]) -> list[Row]:
+    """One row per distinct result (the best-named revision holding it), best first."""
+    best: dict[tuple, tuple[int, Row]] = {}
+    for rank, name, rev in _revisions(exp_show):
+        row = _row(name, rev.get("data") or {})
+        if row is None:
+            continue
+        key = (row.model, row.recipe, row.test_accuracy, row.seconds, row.device)
+        if key not in best or rank < best[key][0]:
+            best[key] = (rank, row)
+    rows = [row for _, row in best.values()]
+    return sorted(rows, key=lambda r: (-r.test_accuracy, r.experiment))
+
+
+def _row(name: str, data: dict[str, Any]) -> Row | None:
+    metrics = data.get("metrics") or {}
+    test = ((metrics.get("metrics/metrics.json") or {}).get("data") or {}).get("test")
+    train = ((metrics.get("metrics/train.json") or {}).get("data") or {}).get("train")
+    params = ((data.get("params") or {}).get("params.yaml") or {}).get("data") or {}
+    if not test or not train or "model" not in params:
+        return None
+    model = params["model"]
+    recipe = (params.get("models") or {}).get(model) or {}
+    reported = REPORTED.get(model)
+    return Row(
+        experiment=name,
+        model=model,
+        recipe=_describe(recipe),
+        epochs_run=int(train.get("epochs_run", 0)),
+        best_epoch=int(train.get("best_epoch", 0)),
+        seconds=float(train.get("seconds", 0.0)),
+        seconds_per_epoch=float(train.get("seconds_per_epoch", 0.0)),
+        device=str(train.get("device", "?")),
+        test_accuracy=round(100 * float(test["accuracy"]), 2),
+        reported=reported.accuracy if reported else None,
+    )
+
+
+def _describe(recipe: dict[str, Any]) -> str:
+    parts = [
+        str(recipe.get("optimizer", "?")),
+        f"lr {recipe.get('lr', '?')}",
+        f"batch {recipe.get('batch_size', '?')}",
+        f"{recipe.get('epochs', '?')} ep",
+    ]
+    if recipe.get("schedule", "none") != "none":
+        parts.append(str(recipe["schedule"]))
+    if recipe.get("patience"):
+        parts.append(f"patience {recipe['patience']}")
+    if any((recipe.get("augment") or {}).values()):
+        parts.append("augment")
+    return ", ".join(parts)
+
+
+def markdown(rows: list[Row]) -> str:
+    """The leaderboard as a markdown table, best test accuracy first."""
+    lines = [
+        "| # | experiment | model | recipe | epochs run (best) | train time | s/epoch | device "
+        "| test acc. % | reported % | difference |",
+        "|---:|---|---|---|---:|---:|---:|---|---:|---:|---:|",
+    ]
+    for i, r in enumerate(rows, 1):
+        reported = "" if r.reported is None else f"{r.reported:.2f}"
+        diff = "" if r.difference is None else f"{r.difference:+.2f}"
+        lines.append(
+            f"| {i} | {r.experiment} | {r.model} | {r.recipe} | {r.epochs_run} ({r.best_epoch}) "
+            f"| {_duration(r.seconds)} | {r.seconds_per_epoch:.1f} | {r.device} "
+            f"| {r.test_accuracy:.2f} | {reported} | {diff} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(round(seconds), 60)
+    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
+
+
+def bar_chart(rows: list[Row], path: Path) -> None:
+    """Measured test accuracy per experiment, the report's figure beside it."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from fmnist.plots import _save
+
+    labels = [r.experiment for r in rows]
+    y = range(len(rows))
+    fig, ax = plt.subplots(figsize=(8, 0.45 * len(rows) + 1.2))
+    ax.barh([i + 0.2 for i in y], [r.test_accuracy for r in rows], 0.4, label="measured (test)")
+    reported = [(i, r.reported) for i, r in enumerate(rows) if r.reported is not None]
+    ax.barh([i - 0.2 for i, _ in reported], [v for _, v in reported], 0.4, label="reported")
+    ax.set_yticks(list(y), labels)
+    ax.invert_yaxis()
+    low = min([r.test_accuracy for r in rows] + [v for _, v in reported])
+    ax.set_xlim(max(0, low - 5), 100)
+    ax.set_xlabel("accuracy (%)")
+    ax.set_title("Leaderboard: measured vs reported accuracy")
+    ax.legend(loc="lower right")
+    ax.grid(axis="x", alpha=0.3)
+    _save(fig, path)
+
+
+def write_leaderboard(rows: list[Row], out: Path) -> None:
+    """leaderboard.md, .png and .json under ``out``."""
+    header = (
+        "# Leaderboard\n\nBuilt by `python -m fmnist.leaderboard` from `dvc exp show --json -A`. "
+        "Reported figures come from the original reports "
+        "(see `fmnist/reference.py` for the notes on each).\n\n"
+    )
+    write_text(out / "leaderboard.md", header + markdown(rows))
+    write_json(out / "leaderboard.json", [asdict(r) | {"difference": r.difference} for r in rows])
+    if rows:
+        bar_chart(rows, out / "leaderboard.png")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Build the leaderboard from DVC experiments.")
+    parser.add_argument("--out", type=Path, default=Path("results"))
+    parser.add_argument("--json", type=Path, help="read this exp-show JSON instead of running dvc")
+    args = parser.parse_args()
+    text = args.json.read_text() if args.json else dvc("exp", "show", "--json", "-A")
+    rows = rows_from_exp_show(json.loads(text))
+    write_leaderboard(rows, args.out)
+    print(markdown(rows))
+
+
+if __name__ == "__main__":
+    run_stage(main)
