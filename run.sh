@@ -10,10 +10,15 @@ export DVC_NO_ANALYTICS=1 PYTHONUNBUFFERED=1
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else return 1; fi; }
 
 install_system_packages() {
-    # Debian's copy of Fashion-MNIST (the download stage's default folder) and venv support.
+    # Debian's copy of Fashion-MNIST (the download stage's default folder) and venv support;
+    # for the tests also Chromium and its driver (the HTML report is checked in a browser).
     local wanted=()
     [ -d /usr/share/datasets/fashion-mnist ] || wanted+=(dataset-fashion-mnist)
     python3 -c 'import ensurepip, venv' 2>/dev/null || wanted+=(python3-venv)
+    if [ "${1:-}" = test ]; then
+        command -v chromium >/dev/null || wanted+=(chromium)
+        command -v chromedriver >/dev/null || wanted+=(chromium-driver)
+    fi
     [ ${#wanted[@]} -eq 0 ] && return 0
     if command -v apt-get >/dev/null && as_root true 2>/dev/null; then
         echo "installing ${wanted[*]} with apt-get"
@@ -37,7 +42,7 @@ install_python_packages() {
     fi
 }
 
-install_system_packages
+install_system_packages "${1:-}"
 install_python_packages
 # shellcheck disable=SC1091
 source .venv/bin/activate   # dvc runs stage commands with this PATH

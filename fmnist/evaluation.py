@@ -36,7 +36,7 @@ def run_evaluation(params: Params) -> dict[str, Any]:
     probs = torch.softmax(logits, 1).cpu().numpy()
     predicted = probs.argmax(1)
 
-    metrics = {"test": test_metrics(test.labels, predicted, loss, classes)}
+    metrics = {"test": classification_metrics(test.labels, predicted, loss, classes)}
     write_json(layout.METRICS_JSON, metrics)
     write_predictions(test.labels, predicted, classes)
     matrix = sk_confusion(test.labels, predicted, labels=range(len(classes)))
@@ -45,7 +45,7 @@ def run_evaluation(params: Params) -> dict[str, Any]:
     return metrics
 
 
-def test_metrics(
+def classification_metrics(
     labels: np.ndarray, predicted: np.ndarray, loss: float, classes: tuple[str, ...]
 ) -> dict[str, Any]:
     """Accuracy, loss and per-class precision/recall/F1/support with macro/weighted averages."""

@@ -80,6 +80,11 @@ def run_training(params: Params) -> dict[str, Any]:
             "device": describe(device),
             "threads": threads,
             "epochs_run": len(history),
+            # the recipe's main knobs, so `dvc exp show` has one column each for every model
+            "optimizer": params.recipe.optimizer,
+            "lr": params.recipe.lr,
+            "batch_size": params.recipe.batch_size,
+            "max_epochs": params.recipe.epochs,
             "best_epoch": result.best_epoch,
             "best_val_accuracy": round(max(h["val_accuracy"] for h in history), 6),
             "stop_reason": result.stop_reason,

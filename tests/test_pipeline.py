@@ -72,7 +72,7 @@ def metrics(repo: Path) -> dict:
 
 def test_repro_builds_model_metrics_and_plots(repo: Path) -> None:
     out = dvc(repo, "repro")
-    for stage in ("download", "prepare", "train", "evaluate"):
+    for stage in ("download", "prepare", "train", "evaluate", "report"):
         assert f"Running stage '{stage}'" in out
     test = metrics(repo)["test"]
     assert 0.1 < test["accuracy"] <= 1
@@ -95,6 +95,8 @@ def test_repro_builds_model_metrics_and_plots(repo: Path) -> None:
     assert (repo / "models/model.pt").is_file()
     assert "Total params" in (repo / "models/summary.txt").read_text()
     assert (repo / "metrics/live/plots/metrics/val/accuracy.tsv").is_file()
+    page = (repo / "metrics/report.html").read_text()
+    assert "test accuracy" in page and "<script" not in page
 
 
 def test_second_repro_is_a_no_op(repo: Path) -> None:
@@ -147,6 +149,16 @@ def test_sweep_queues_zoo_models_and_leaderboard_reports_them(repo: Path) -> Non
     assert "| cnn3 |" in row and "| 90.65 |" in row  # report C's figure beside the measured
     assert (repo / "results/leaderboard.png").read_bytes()[:4] == b"\x89PNG"
     assert "zoo-cnn3" in (repo / "results/leaderboard.md").read_text()
+
+
+def test_experiments_table_and_promoting_the_best(repo: Path) -> None:
+    table = run(repo, sys.executable, "-m", "fmnist.experiments", "table", "--md")
+    header = table.splitlines()[0]
+    assert "test.accuracy" in header and "train.lr" in header and "| model " in header
+    assert "models.cnn1.lr" not in header  # recipe columns of other models are dropped
+    out = run(repo, sys.executable, "-m", "fmnist.experiments", "promote", "--branch", "best")
+    assert "best experiment:" in out
+    assert "best" in run(repo, "git", "branch", "--list", "best")
 
 
 def test_push_and_pull_round_trip(repo: Path) -> None:
