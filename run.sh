@@ -38,6 +38,10 @@ install_python_packages() {
         echo "installing the pinned Python packages (requirements.lock)"
         .venv/bin/python -m pip install -q --upgrade pip
         .venv/bin/python -m pip install -q -r requirements.lock
+        # the console scripts (fmnist-predict); compat mode only puts the repo on sys.path,
+        # so stages run as `python -m` from a queued experiment's copy import that copy
+        .venv/bin/python -m pip install -q --no-deps --no-build-isolation \
+            --config-settings editable_mode=compat -e .
         echo "$sum" > "$stamp"
     fi
 }

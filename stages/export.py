@@ -1,0 +1,13 @@
+"""Stage export: models/model.onnx and model.ts, their contract, and an ONNX parity check."""
+
+from fmnist.errors import run_stage
+from fmnist.export import CONTRACT, ONNX, TORCHSCRIPT, export
+
+
+def main() -> None:
+    export()
+    print(f"{ONNX}, {TORCHSCRIPT}: exported; input contract in {CONTRACT}")
+
+
+if __name__ == "__main__":
+    run_stage(main)
