@@ -13,7 +13,8 @@ import math
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -66,10 +67,11 @@ class EpochRecord:
 
 @dataclass
 class FitResult:
-    """What training produced: the best weights and how it went."""
+    """What training produced so far: the best weights and how it went."""
 
     best_state: dict[str, torch.Tensor]
     best_epoch: int
+    best_accuracy: float = -1.0
     history: list[EpochRecord] = field(default_factory=list)
     stop_reason: str = "completed"
 
@@ -140,12 +142,17 @@ def fit(
     eval_batch_size: int = 2000,
     on_epoch: Callable[[EpochRecord], None] = lambda record: None,
     num_classes: int = 10,
+    resume: dict[str, Any] | None = None,
+    on_checkpoint: Callable[[dict[str, Any]], None] | None = None,
 ) -> FitResult:
     """Train ``model`` with ``recipe``; keep the weights of the best validation epoch.
 
     Stops early after ``recipe.patience`` epochs without a better validation accuracy
     (0: never), and at once when training diverges (a non-finite loss, or validation
-    accuracy collapsing to chance after it had been better).
+    accuracy collapsing to chance after it had been better). After every epoch
+    ``on_checkpoint`` receives the whole training state; passing such a state back as
+    ``resume`` continues from the next epoch exactly as if never interrupted (RNG states
+    included, so bitwise on CPU).
     """
     optimizer = make_optimizer(
         recipe.optimizer, model.parameters(), recipe.lr, recipe.weight_decay, recipe.momentum
@@ -155,8 +162,10 @@ def fit(
         recipe.schedule, optimizer, recipe.lr, steps * recipe.epochs, recipe.warmup
     )
     result = FitResult(best_state=_snapshot(model), best_epoch=0)
-    best_accuracy = -1.0
-    for epoch in range(1, recipe.epochs + 1):
+    first_epoch = 1
+    if resume is not None:
+        first_epoch = restore_state(resume, model, optimizer, scheduler, generator, result)
+    for epoch in range(first_epoch, recipe.epochs + 1):
         start = time.perf_counter()
         with _ProgressBar(steps, f"epoch {epoch}/{recipe.epochs}") as tick:
             train_loss, train_acc = train_epoch(
@@ -175,17 +184,80 @@ def fit(
         )
         result.history.append(record)
         on_epoch(record)
-        diverged = _divergence(record, best_accuracy, num_classes)
-        if diverged:
-            result.stop_reason = diverged
-            break
-        if val_acc > best_accuracy:
-            best_accuracy, result.best_epoch = val_acc, epoch
-            result.best_state = _snapshot(model)
-        elif recipe.patience and epoch - result.best_epoch >= recipe.patience:
-            result.stop_reason = f"early stop: no better val accuracy for {recipe.patience} epochs"
+        stop = _update(result, record, model, recipe.patience, num_classes)
+        if on_checkpoint is not None:
+            on_checkpoint(
+                training_state(epoch, model, optimizer, scheduler, generator, result, bool(stop))
+            )
+        if stop:
+            result.stop_reason = stop
             break
     return result
+
+
+def _update(
+    result: FitResult, record: EpochRecord, model: nn.Module, patience: int, num_classes: int
+) -> str:
+    """Keep the best weights; return why training must stop now, or ''."""
+    diverged = _divergence(record, result.best_accuracy, num_classes)
+    if diverged:
+        return diverged
+    if record.val_accuracy > result.best_accuracy:
+        result.best_accuracy, result.best_epoch = record.val_accuracy, record.epoch
+        result.best_state = _snapshot(model)
+    elif patience and record.epoch - result.best_epoch >= patience:
+        return f"early stop: no better val accuracy for {patience} epochs"
+    return ""
+
+
+def training_state(
+    epoch: int,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None,
+    generator: torch.Generator,
+    result: FitResult,
+    finished: bool,
+) -> dict[str, Any]:
+    """Everything needed to continue after ``epoch``: plain containers and tensors only."""
+    return {
+        "epoch": epoch,
+        "finished": finished,
+        "model": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict() if scheduler is not None else None,
+        "generator": generator.get_state(),
+        "torch_rng": torch.get_rng_state(),
+        "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "best_state": result.best_state,
+        "best_epoch": result.best_epoch,
+        "best_accuracy": result.best_accuracy,
+        "history": [asdict(r) for r in result.history],
+    }
+
+
+def restore_state(
+    state: dict[str, Any],
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None,
+    generator: torch.Generator,
+    result: FitResult,
+) -> int:
+    """Load a :func:`training_state` back; return the epoch to continue with."""
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    if scheduler is not None and state["scheduler"] is not None:
+        scheduler.load_state_dict(state["scheduler"])
+    generator.set_state(state["generator"])
+    torch.set_rng_state(state["torch_rng"])
+    if state["cuda_rng"]:
+        torch.cuda.set_rng_state_all(state["cuda_rng"])
+    result.best_state = state["best_state"]
+    result.best_epoch = state["best_epoch"]
+    result.best_accuracy = state["best_accuracy"]
+    result.history = [EpochRecord(**r) for r in state["history"]]
+    return state["epoch"] + 1
 
 
 def _divergence(record: EpochRecord, best_accuracy: float, num_classes: int) -> str:

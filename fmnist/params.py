@@ -60,6 +60,7 @@ class TrainParams:
     device: str = "auto"
     threads: int = 0
     eval_batch_size: int = 2000
+    resume: bool = True
 
 
 @dataclass(frozen=True)

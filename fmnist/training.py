@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import signal
 import sys
 import time
 from collections.abc import Callable
@@ -12,7 +15,7 @@ from typing import Any
 import torch
 
 from fmnist import layout, plots
-from fmnist.atomic import write_json, write_text
+from fmnist.atomic import atomic_path, write_json, write_text
 from fmnist.checkpoint import save_checkpoint
 from fmnist.datasets import DATASETS
 from fmnist.device import describe, seed_everything, select_device, set_threads
@@ -22,6 +25,8 @@ from fmnist.models import build_model
 from fmnist.models.summary import keras_param_counts, summary
 from fmnist.params import Params
 from fmnist.prepared import load_split
+
+RESUME = layout.MODELS / "resume.pt"
 
 
 def run_training(params: Params) -> dict[str, Any]:
@@ -38,13 +43,15 @@ def run_training(params: Params) -> dict[str, Any]:
     print(model_summary, file=sys.stderr)
     model = model.to(device=device, memory_format=_memory_format(device))
     generator = torch.Generator(device=device).manual_seed(params.train.seed)
+    fingerprint = run_fingerprint(params, device)
+    resume = load_resume(fingerprint) if params.train.resume else None
 
     _log(
         f"training {params.model} on {describe(device)} ({threads} threads): "
         f"{len(train):,} train / {len(val):,} val images, recipe {_recipe_line(params)}"
     )
     start = time.perf_counter()
-    with _LiveLogger() as log_epoch:
+    with _LiveLogger(resume=resume is not None) as log_epoch:
         result = fit(
             model,
             params.recipe,
@@ -54,6 +61,8 @@ def run_training(params: Params) -> dict[str, Any]:
             eval_batch_size=params.train.eval_batch_size,
             on_epoch=log_epoch,
             num_classes=len(spec.classes),
+            resume=resume,
+            on_checkpoint=lambda state: save_resume(state, fingerprint),
         )
     seconds = time.perf_counter() - start
     if result.best_epoch == 0:
@@ -80,6 +89,7 @@ def run_training(params: Params) -> dict[str, Any]:
             "device": describe(device),
             "threads": threads,
             "epochs_run": len(history),
+            "resumed_from_epoch": resume["epoch"] if resume else 0,
             # the recipe's main knobs, so `dvc exp show` has one column each for every model
             "optimizer": params.recipe.optimizer,
             "lr": params.recipe.lr,
@@ -114,14 +124,66 @@ def _recipe_line(params: Params) -> str:
     )
 
 
+def run_fingerprint(params: Params, device: torch.device) -> str:
+    """What a resumable checkpoint must match: model, recipe, seed, device type and data."""
+    digest = hashlib.sha256()
+    key = {
+        "model": params.model,
+        "recipe": _recipe_dict(params),
+        "seed": params.train.seed,
+        "device": device.type,
+        "dataset": params.data.dataset,
+    }
+    digest.update(json.dumps(key, sort_keys=True).encode())
+    for split in ("train", "val"):
+        with open(layout.split_path(split), "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
+def load_resume(fingerprint: str) -> dict[str, Any] | None:
+    """The unfinished training state in models/resume.pt, if it belongs to this run."""
+    if not RESUME.is_file():
+        return None
+    try:
+        saved = torch.load(RESUME, map_location="cpu", weights_only=True)
+    except Exception as exc:  # any unreadable checkpoint means: start fresh, and say so
+        _log(f"{RESUME} is unreadable ({exc}); starting fresh")
+        return None
+    if saved.get("fingerprint") != fingerprint:
+        _log(f"{RESUME} belongs to other params or data; starting fresh")
+        return None
+    if saved["state"]["finished"]:
+        return None  # a finished run is not resumed: running again means retraining
+    _log(
+        f"resuming after epoch {saved['state']['epoch']} from {RESUME} "
+        "(set train.resume: false to start fresh)"
+    )
+    return saved["state"]
+
+
+def save_resume(state: dict[str, Any], fingerprint: str) -> None:
+    """Write the training state after an epoch, atomically (a kill never leaves half)."""
+    with atomic_path(RESUME) as tmp:
+        torch.save({"fingerprint": fingerprint, "state": state}, tmp)
+    if os.environ.get("FMNIST_STOP_AFTER_EPOCH") == str(state["epoch"]):
+        os.kill(os.getpid(), signal.SIGKILL)  # testing aid: a crash right after a checkpoint
+
+
 class _LiveLogger:
     """DVCLive for per-epoch metrics (dvc plots), plus one readable line per epoch."""
+
+    def __init__(self, resume: bool) -> None:
+        self.resume = resume
 
     def __enter__(self) -> Callable[[EpochRecord], None]:
         from dvclive import Live
 
         layout.LIVE.mkdir(parents=True, exist_ok=True)
-        self.live = Live(str(layout.LIVE), dvcyaml=None, save_dvc_exp=False, report=None)
+        self.live = Live(
+            str(layout.LIVE), dvcyaml=None, save_dvc_exp=False, report=None, resume=self.resume
+        )
 
         def log_epoch(r: EpochRecord) -> None:
             for split, loss, acc in (

@@ -1,0 +1,93 @@
+"""Kill -9 mid-training, run again: training resumes and ends exactly as if never killed."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+from conftest import ROOT
+
+from fmnist import formats
+from fmnist.datasets import FASHION_MNIST
+from fmnist.prepared import Split, save_split
+
+DEBIAN = Path(FASHION_MNIST.debian_folder)
+
+
+def _workdir(path: Path) -> Path:
+    """A run directory: small real splits and params for 4 epochs of a small fastcnn."""
+    images = formats.read_idx(DEBIAN / "train-images-idx3-ubyte.gz")[:2500]
+    labels = formats.read_idx(DEBIAN / "train-labels-idx1-ubyte.gz")[:2500].astype(np.int64)
+    path.mkdir()
+    for name, sl in (
+        ("train", slice(0, 2000)),
+        ("val", slice(2000, 2500)),
+        ("test", slice(2000, 2500)),
+    ):
+        save_split(path / f"data/prepared/{name}.npz", Split(images[sl], labels[sl]))
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["models"]["fastcnn"].update(epochs=4, arch={"width": 8, "dropout": 0.25})
+    (path / "params.yaml").write_text(yaml.safe_dump(params))
+    return path
+
+
+def _stage(cwd: Path, stage: str, **env: str) -> subprocess.CompletedProcess:
+    full_env = {**os.environ, "PYTHONPATH": str(ROOT), **env}
+    return subprocess.run(
+        [sys.executable, "-m", f"stages.{stage}"],
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def _weights(path: Path) -> dict[str, torch.Tensor]:
+    return torch.load(path / "models/model.pt", weights_only=True)["state_dict"]
+
+
+def test_killed_run_resumes_to_identical_results(tmp_path: Path) -> None:
+    straight = _workdir(tmp_path / "straight")
+    assert _stage(straight, "train").returncode == 0
+
+    killed = _workdir(tmp_path / "killed")
+    crash = _stage(killed, "train", FMNIST_STOP_AFTER_EPOCH="2")
+    assert crash.returncode == -9  # SIGKILL, right after epoch 2's checkpoint
+    assert not (killed / "models/model.pt").exists()
+    state = torch.load(killed / "models/resume.pt", weights_only=True)["state"]
+    assert state["epoch"] == 2 and not state["finished"]
+
+    again = _stage(killed, "train")
+    assert again.returncode == 0, again.stderr
+    assert "resuming after epoch 2" in again.stderr
+    info = json.loads((killed / "metrics/train.json").read_text())["train"]
+    assert info["resumed_from_epoch"] == 2 and info["epochs_run"] == 4
+
+    a, b = _weights(straight), _weights(killed)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    for run in (straight, killed):
+        assert _stage(run, "evaluate").returncode == 0
+    metrics = [(run / "metrics/metrics.json").read_bytes() for run in (straight, killed)]
+    assert metrics[0] == metrics[1]
+    steps = (killed / "metrics/live/plots/metrics/val/accuracy.tsv").read_text().splitlines()
+    assert len(steps) == 1 + 4  # header + one row per epoch, none lost or repeated
+
+
+def test_other_params_or_fresh_flag_start_fresh(tmp_path: Path) -> None:
+    run = _workdir(tmp_path / "run")
+    assert _stage(run, "train", FMNIST_STOP_AFTER_EPOCH="1").returncode == -9
+    params = yaml.safe_load((run / "params.yaml").read_text())
+    params["train"]["resume"] = False
+    (run / "params.yaml").write_text(yaml.safe_dump(params))
+    fresh = _stage(run, "train")
+    assert fresh.returncode == 0 and "resuming" not in fresh.stderr
+    assert json.loads((run / "metrics/train.json").read_text())["train"]["resumed_from_epoch"] == 0
+    shutil.rmtree(run / "metrics")
