@@ -33,12 +33,14 @@ def select_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
-def set_threads(threads: int) -> int:
-    """Use ``threads`` CPU threads (0: one per core this process may use); return the count.
+def set_threads(threads: int, share: int = 1) -> int:
+    """Use ``threads`` CPU threads; return the count.
 
-    Parallel ``dvc queue`` workers set ``FMNIST_THREADS`` so they share the cores.
+    0 means: ``FMNIST_THREADS`` if set (parallel ``dvc queue`` workers share the cores that
+    way), else this process's share of the cores it may use (``share`` processes, DDP).
     """
-    threads = threads or int(os.environ.get("FMNIST_THREADS", "0")) or len(os.sched_getaffinity(0))
+    cores = len(os.sched_getaffinity(0))
+    threads = threads or int(os.environ.get("FMNIST_THREADS", "0")) or max(1, cores // share)
     torch.set_num_threads(threads)
     return threads
 

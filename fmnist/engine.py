@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from fmnist import distributed
 from fmnist.augment import Augment, augment_batch
 from fmnist.optim import make_optimizer, make_scheduler
 from fmnist.params import Recipe
@@ -76,14 +77,20 @@ class FitResult:
     stop_reason: str = "completed"
 
 
-def batch_indices(n: int, batch_size: int, generator: torch.Generator) -> Iterator[torch.Tensor]:
-    """Shuffled index batches over ``n`` items; a trailing batch of one is dropped
-    (batch norm cannot train on a single image)."""
-    order = torch.randperm(n, generator=generator, device=generator.device)
+def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
+    """The shuffled order of epoch ``epoch``: a function of (seed, epoch) alone, so every
+    DDP process agrees on it and a resumed run needs no generator state for it."""
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
+
+
+def batch_indices(order: torch.Tensor, batch_size: int) -> Iterator[torch.Tensor]:
+    """Global batches of ``order``, each cut to this process's shard; a trailing batch of
+    one is dropped (batch norm cannot train on a single image)."""
+    n = len(order)
     for start in range(0, n, batch_size):
         idx = order[start : start + batch_size]
         if len(idx) > 1 or n == 1:
-            yield idx
+            yield distributed.shard(idx)
 
 
 def train_epoch(
@@ -95,12 +102,16 @@ def train_epoch(
     generator: torch.Generator,
     scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
     progress: Callable[[], None] = lambda: None,
+    order: torch.Tensor | None = None,
 ) -> tuple[float, float]:
-    """One pass over ``data``; returns (mean loss, accuracy) measured on the fly."""
+    """One pass over ``data`` in ``order`` (default: shuffled by ``generator``); returns
+    (mean loss, accuracy) measured on the fly, summed over all DDP processes."""
     model.train()
+    if order is None:
+        order = torch.randperm(len(data), generator=generator, device=generator.device)
     loss_sum = torch.zeros((), device=data.labels.device)
     correct = torch.zeros((), device=data.labels.device, dtype=torch.long)
-    for idx in batch_indices(len(data), batch_size, generator):
+    for idx in batch_indices(order, batch_size):
         idx = idx.to(data.labels.device)
         x = augment_batch(scale(data.images[idx]), aug, generator)
         y = data.labels[idx]
@@ -114,6 +125,7 @@ def train_epoch(
         loss_sum += loss.detach() * len(y)
         correct += (logits.detach().argmax(1) == y).sum()
         progress()
+    loss_sum, correct = distributed.sum_all(loss_sum, correct)
     return loss_sum.item() / len(data), correct.item() / len(data)
 
 
@@ -144,6 +156,7 @@ def fit(
     num_classes: int = 10,
     resume: dict[str, Any] | None = None,
     on_checkpoint: Callable[[dict[str, Any]], None] | None = None,
+    seed: int = 0,
 ) -> FitResult:
     """Train ``model`` with ``recipe``; keep the weights of the best validation epoch.
 
@@ -152,7 +165,8 @@ def fit(
     accuracy collapsing to chance after it had been better). After every epoch
     ``on_checkpoint`` receives the whole training state; passing such a state back as
     ``resume`` continues from the next epoch exactly as if never interrupted (RNG states
-    included, so bitwise on CPU).
+    included, so bitwise on CPU). ``seed`` fixes each epoch's shuffle (:func:`epoch_order`);
+    ``generator`` drives augmentation.
     """
     optimizer = make_optimizer(
         recipe.optimizer, model.parameters(), recipe.lr, recipe.weight_decay, recipe.momentum
@@ -167,6 +181,7 @@ def fit(
         first_epoch = restore_state(resume, model, optimizer, scheduler, generator, result)
     for epoch in range(first_epoch, recipe.epochs + 1):
         start = time.perf_counter()
+        order = epoch_order(len(train), seed, epoch).to(train.labels.device)
         with _ProgressBar(steps, f"epoch {epoch}/{recipe.epochs}") as tick:
             train_loss, train_acc = train_epoch(
                 model,
@@ -177,8 +192,10 @@ def fit(
                 generator,
                 scheduler,
                 tick,
+                order,
             )
-        val_loss, val_acc = evaluate(model, val, eval_batch_size)
+        distributed.sync_buffers(model)
+        val_loss, val_acc = evaluate(distributed.unwrap(model), val, eval_batch_size)
         record = EpochRecord(
             epoch, train_loss, train_acc, val_loss, val_acc, time.perf_counter() - start
         )
@@ -223,7 +240,7 @@ def training_state(
     return {
         "epoch": epoch,
         "finished": finished,
-        "model": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+        "model": _snapshot(model),
         "optimizer": optimizer.state_dict(),
         "scheduler": scheduler.state_dict() if scheduler is not None else None,
         "generator": generator.get_state(),
@@ -245,7 +262,7 @@ def restore_state(
     result: FitResult,
 ) -> int:
     """Load a :func:`training_state` back; return the epoch to continue with."""
-    model.load_state_dict(state["model"])
+    distributed.unwrap(model).load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
     if scheduler is not None and state["scheduler"] is not None:
         scheduler.load_state_dict(state["scheduler"])
@@ -274,7 +291,8 @@ def _divergence(record: EpochRecord, best_accuracy: float, num_classes: int) -> 
 
 
 def _snapshot(model: nn.Module) -> dict[str, torch.Tensor]:
-    return copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()})
+    state = distributed.unwrap(model).state_dict()
+    return copy.deepcopy({k: v.detach().cpu() for k, v in state.items()})
 
 
 class _ProgressBar:

@@ -20,6 +20,8 @@ from fmnist.models import check_arch, list_models
 from fmnist.optim import OPTIMIZERS, SCHEDULES
 from fmnist.sources import SOURCES
 
+LAUNCHERS = ("python", "torchrun")
+
 
 @dataclass(frozen=True)
 class DataParams:
@@ -61,6 +63,8 @@ class TrainParams:
     threads: int = 0
     eval_batch_size: int = 2000
     resume: bool = True
+    launcher: str = "python"
+    nproc: int = 2
 
 
 @dataclass(frozen=True)
@@ -190,6 +194,8 @@ def _check_values(
         problems.append(f"data.dataset is {data.dataset!r}; valid: {', '.join(DATASETS)}")
     if data.source not in SOURCES:
         problems.append(f"data.source is {data.source!r}; valid: {', '.join(SOURCES)}")
+    if train.launcher not in LAUNCHERS:
+        problems.append(f"train.launcher is {train.launcher!r}; valid: {', '.join(LAUNCHERS)}")
     if train.device not in DEVICES:
         problems.append(f"train.device is {train.device!r}; valid: {', '.join(DEVICES)}")
     checks = [
@@ -197,6 +203,7 @@ def _check_values(
         (prepare.train_limit >= 0, "prepare.train_limit", prepare.train_limit, "0 (all) or more"),
         (prepare.test_limit >= 0, "prepare.test_limit", prepare.test_limit, "0 (all) or more"),
         (train.threads >= 0, "train.threads", train.threads, "0 (all cores) or more"),
+        (train.nproc >= 1, "train.nproc", train.nproc, "at least 1 process"),
         (train.eval_batch_size >= 1, "train.eval_batch_size", train.eval_batch_size, "at least 1"),
         (evaluate.batch_size >= 1, "evaluate.batch_size", evaluate.batch_size, "at least 1"),
         (evaluate.grid >= 1, "evaluate.grid", evaluate.grid, "at least 1"),

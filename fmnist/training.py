@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from fmnist import layout, plots
+from fmnist import distributed, layout, plots
 from fmnist.atomic import atomic_path, write_json, write_text
 from fmnist.checkpoint import save_checkpoint
 from fmnist.datasets import DATASETS
@@ -32,28 +32,33 @@ RESUME = layout.MODELS / "resume.pt"
 def run_training(params: Params) -> dict[str, Any]:
     """Train ``params.model`` with its recipe; write the model, summary, logs and curves."""
     spec = DATASETS[params.data.dataset]
-    threads = set_threads(params.train.threads)
-    device = select_device(params.train.device)
-    seed_everything(params.train.seed)
+    world = distributed.launched_world()
+    threads = set_threads(params.train.threads, share=world.size)
+    device = distributed.init(world, select_device(params.train.device))
+    seed_everything(params.train.seed + world.rank)  # dropout differs per process
     train_split, val_split = (load_split(layout.split_path(s)) for s in ("train", "val"))
     train, val = (to_device(s.images, s.labels, device) for s in (train_split, val_split))
 
     model = build_model(params.model, params.recipe.arch, spec.shape, len(spec.classes))
     model_summary = summary(model, spec.shape, params.model)
-    print(model_summary, file=sys.stderr)
+    if world.is_main:
+        print(model_summary, file=sys.stderr)
     model = model.to(device=device, memory_format=_memory_format(device))
-    generator = torch.Generator(device=device).manual_seed(params.train.seed)
+    trained = distributed.wrap(model, world, device)
+    # augmentation differs per process; the shuffle order (seed) is shared by all
+    generator = torch.Generator(device=device).manual_seed(params.train.seed + world.rank)
     fingerprint = run_fingerprint(params, device)
     resume = load_resume(fingerprint) if params.train.resume else None
 
     _log(
-        f"training {params.model} on {describe(device)} ({threads} threads): "
+        f"training {params.model} on {describe(device)} ({threads} threads"
+        f"{f', {world.size} processes' if world.distributed else ''}): "
         f"{len(train):,} train / {len(val):,} val images, recipe {_recipe_line(params)}"
     )
     start = time.perf_counter()
-    with _LiveLogger(resume=resume is not None) as log_epoch:
+    with _LiveLogger(resume=resume is not None, active=world.is_main) as log_epoch:
         result = fit(
-            model,
+            trained,
             params.recipe,
             train,
             val,
@@ -62,9 +67,15 @@ def run_training(params: Params) -> dict[str, Any]:
             on_epoch=log_epoch,
             num_classes=len(spec.classes),
             resume=resume,
-            on_checkpoint=lambda state: save_resume(state, fingerprint),
+            on_checkpoint=(lambda state: save_resume(state, fingerprint))
+            if world.is_main
+            else None,
+            seed=params.train.seed,
         )
     seconds = time.perf_counter() - start
+    distributed.shutdown(world)
+    if not world.is_main:
+        return {}
     if result.best_epoch == 0:
         raise PipelineError(f"{result.stop_reason}; no checkpoint was kept")
     _log(f"{result.stop_reason}; best val accuracy at epoch {result.best_epoch}")
@@ -88,6 +99,7 @@ def run_training(params: Params) -> dict[str, Any]:
             "model": params.model,
             "device": describe(device),
             "threads": threads,
+            "processes": world.size,
             "epochs_run": len(history),
             "resumed_from_epoch": resume["epoch"] if resume else 0,
             # the recipe's main knobs, so `dvc exp show` has one column each for every model
@@ -174,12 +186,16 @@ def save_resume(state: dict[str, Any], fingerprint: str) -> None:
 class _LiveLogger:
     """DVCLive for per-epoch metrics (dvc plots), plus one readable line per epoch."""
 
-    def __init__(self, resume: bool) -> None:
+    def __init__(self, resume: bool, active: bool = True) -> None:
         self.resume = resume
+        self.active = active  # DDP: only rank 0 logs
+        self.live = None
 
     def __enter__(self) -> Callable[[EpochRecord], None]:
         from dvclive import Live
 
+        if not self.active:
+            return lambda record: None
         layout.LIVE.mkdir(parents=True, exist_ok=True)
         self.live = Live(
             str(layout.LIVE), dvcyaml=None, save_dvc_exp=False, report=None, resume=self.resume
@@ -201,8 +217,11 @@ class _LiveLogger:
         return log_epoch
 
     def __exit__(self, *exc: object) -> None:
-        self.live.end()
+        if self.live is not None:
+            self.live.end()
 
 
 def _log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+    """Progress on stderr; under DDP only rank 0 speaks."""
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(message, file=sys.stderr, flush=True)

@@ -1,5 +1,8 @@
 """Stage train: train the selected model with its recipe from params.yaml."""
 
+import os
+import sys
+
 from fmnist import layout
 from fmnist.errors import run_stage
 from fmnist.params import load_params
@@ -7,7 +10,16 @@ from fmnist.training import run_training
 
 
 def main() -> None:
-    info = run_training(load_params(layout.PARAMS))["train"]
+    params = load_params(layout.PARAMS)
+    if params.train.launcher == "torchrun" and "LOCAL_RANK" not in os.environ:
+        # re-run this stage under torchrun: one process per device, rank 0 writes outputs
+        nproc = f"--nproc_per_node={params.train.nproc}"
+        run = [sys.executable, "-m", "torch.distributed.run", "--standalone", nproc]
+        os.execv(sys.executable, [*run, "-m", "stages.train"])
+    result = run_training(params)
+    if not result:
+        return  # a DDP process other than rank 0
+    info = result["train"]
     print(
         f"{layout.MODEL}: {info['model']}, best val accuracy {info['best_val_accuracy']:.4f} "
         f"(epoch {info['best_epoch']}), {info['seconds']:.0f}s on {info['device']}"
