@@ -4,7 +4,7 @@ Times a fixed number of training steps after a warm-up and scales to a 50,000-im
 epoch (the default split), with the same engine the train stage uses (data on the
 device as uint8, channels_last, the recipe's batch size and augmentation).
 
-    python -m bench.epoch_seconds [model ...] [--steps 30] [--json out.json]
+    python -m bench.epoch_seconds [model ...] [--steps 30] [--out results/epoch_seconds.md]
 """
 
 from __future__ import annotations
@@ -74,25 +74,33 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("models", nargs="*", default=list_models())
     parser.add_argument("--steps", type=int, default=30)
-    parser.add_argument("--json", help="also write the rows to this JSON file")
+    parser.add_argument("--out", type=Path, help="also write the table (markdown) and .json here")
     args = parser.parse_args()
     threads = set_threads(0)
     device = select_device("auto")
-    print(f"device: {describe(device)}, {threads} threads\n")
-    print("| model | batch | s/epoch | images/s | recipe epochs | full recipe (min) |")
-    print("|---|---:|---:|---:|---:|---:|")
+    lines = [
+        f"Seconds per training epoch (50,000 images) on {describe(device)}, {threads} threads, "
+        f"measured over {args.steps} steps after a warm-up by `python -m bench.epoch_seconds`.",
+        "",
+        "| model | batch | s/epoch | images/s | recipe epochs | full recipe (min) |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    print("\n".join(lines), flush=True)
     rows = []
     for name in args.models:
         row = seconds_per_epoch(name, args.steps, device)
         rows.append(row)
         full = row["seconds_per_epoch"] * row["epochs"] / 60
-        print(
+        lines.append(
             f"| {name} | {row['batch_size']} | {row['seconds_per_epoch']} | "
-            f"{row['images_per_second']} | {row['epochs']} | {full:.0f} |",
-            flush=True,
+            f"{row['images_per_second']} | {row['epochs']} | {full:.0f} |"
         )
-    if args.json:
-        Path(args.json).write_text(json.dumps({"device": describe(device), "rows": rows}, indent=2))
+        print(lines[-1], flush=True)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text("\n".join(lines) + "\n")
+        payload = {"device": describe(device), "threads": threads, "rows": rows}
+        args.out.with_suffix(".json").write_text(json.dumps(payload, indent=2) + "\n")
 
 
 if __name__ == "__main__":
