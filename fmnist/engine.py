@@ -41,10 +41,10 @@ class DeviceSplit:
 
 
 def to_device(images: np.ndarray, labels: np.ndarray, device: torch.device) -> DeviceSplit:
-    """Move a uint8 split (N, H, W) or (N, C, H, W) to ``device`` once."""
+    """Move a uint8 split, (N, H, W) grayscale or (N, H, W, C) colour, to ``device`` once,
+    as (N, C, H, W)."""
     x = torch.from_numpy(np.ascontiguousarray(images))
-    if x.ndim == 3:
-        x = x.unsqueeze(1)
+    x = x.unsqueeze(1) if x.ndim == 3 else x.permute(0, 3, 1, 2).contiguous()
     y = torch.from_numpy(np.asarray(labels, dtype=np.int64))
     return DeviceSplit(x.to(device), y.to(device))
 

@@ -95,7 +95,8 @@ def parity(model: nn.Module, images: np.ndarray, onnx_path: Path) -> dict[str, A
     import onnxruntime
 
     session = onnxruntime.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    x = images.reshape(len(images), -1, *images.shape[-2:]).astype(np.float32) * PIXEL_SCALE
+    nchw = images[:, None] if images.ndim == 3 else images.transpose(0, 3, 1, 2)
+    x = np.ascontiguousarray(nchw, dtype=np.float32) * PIXEL_SCALE
     agree, max_diff = 0, 0.0
     for start in range(0, len(x), 1000):
         batch = x[start : start + 1000]

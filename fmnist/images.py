@@ -29,8 +29,9 @@ class ImageError(PipelineError):
     """A file that cannot be used as an image; the message says why, on one line."""
 
 
-def load_image(path: str | Path) -> Image.Image:
-    """Decode ``path`` into a grayscale image, refusing empty, huge and broken files."""
+def load_image(path: str | Path, mode: str = "L") -> Image.Image:
+    """Decode ``path`` into a grayscale (``L``) or ``RGB`` image, refusing empty, huge and
+    broken files."""
     path = Path(path)
     if not path.is_file():
         raise ImageError(f"{path}: no such file")
@@ -47,7 +48,7 @@ def load_image(path: str | Path) -> Image.Image:
                         f"resize it below {MAX_PIXELS:,} pixels"
                     )
                 img = ImageOps.exif_transpose(img)
-                return _flatten(img)
+                return _flatten(img, mode)
     except UnidentifiedImageError:
         raise ImageError(f"{path}: not an image Pillow can read") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
@@ -58,13 +59,23 @@ def load_image(path: str | Path) -> Image.Image:
         raise ImageError(f"{path}: truncated or corrupt image ({exc})") from None
 
 
-def _flatten(img: Image.Image) -> Image.Image:
-    """Grayscale, with any transparency composited onto white (a light background)."""
+def _flatten(img: Image.Image, mode: str = "L") -> Image.Image:
+    """``mode`` (L or RGB), any transparency composited onto white (a light background)."""
     if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
         rgba = img.convert("RGBA")
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         img = Image.alpha_composite(white, rgba)
-    return img.convert("L")
+    return img.convert(mode)
+
+
+def to_model_input(path: str | Path, shape: tuple[int, int, int]) -> np.ndarray:
+    """The picture at ``path`` as the model's uint8 input: (H, W) grayscale in the
+    dataset's convention, or (H, W, 3) colour resized as it is (CIFAR-10 photos)."""
+    channels, height, width = shape
+    if channels == 1:
+        return to_dataset_convention(load_image(path, "L"))
+    image = load_image(path, "RGB").resize((width, height), Image.Resampling.LANCZOS)
+    return np.asarray(image, dtype=np.uint8)
 
 
 def to_dataset_convention(img: Image.Image) -> np.ndarray:

@@ -16,7 +16,7 @@ from fmnist.augment import Augment
 from fmnist.datasets import DATASETS
 from fmnist.device import DEVICES
 from fmnist.errors import PipelineError
-from fmnist.models import check_arch, list_models
+from fmnist.models import build_model, check_arch, list_models
 from fmnist.optim import OPTIMIZERS, SCHEDULES
 from fmnist.sources import SOURCES
 
@@ -114,7 +114,18 @@ def _parse(raw: dict[str, Any], problems: list[str]) -> Params:
         else:
             recipe = _recipe(model, recipe_raw, problems)
     _check_values(data, prepare, train, evaluate, problems)
+    if not problems and DATASETS[data.dataset].shape != (1, 28, 28):
+        problems += _check_shape(str(model), recipe, DATASETS[data.dataset].shape)
     return Params(data, prepare, str(model), recipe, train, evaluate)
+
+
+def _check_shape(model: str, recipe: Recipe, shape: tuple[int, int, int]) -> list[str]:
+    """A model that cannot take the dataset's images says so before any work."""
+    try:
+        build_model(model, recipe.arch, shape)
+    except PipelineError as exc:
+        return [f"model {model} cannot take {'x'.join(map(str, shape))} images: {exc}"]
+    return []
 
 
 def _section(cls: type, raw: Any, name: str, problems: list[str]) -> Any:

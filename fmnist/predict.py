@@ -27,7 +27,7 @@ from fmnist.checkpoint import load_checkpoint
 from fmnist.device import select_device
 from fmnist.engine import predict_logits, to_device
 from fmnist.errors import PipelineError, run_stage
-from fmnist.images import ImageError, image_files, load_image, to_dataset_convention
+from fmnist.images import ImageError, image_files, to_model_input
 
 
 @dataclass(frozen=True)
@@ -50,9 +50,10 @@ def predict_files(
     inputs: list[np.ndarray] = []
     readable: list[Path] = []
     results: dict[Path, Prediction] = {}
+    shape = tuple(meta["input"]["shape"])
     for path in paths:
         try:
-            inputs.append(to_dataset_convention(load_image(path)))
+            inputs.append(to_model_input(path, shape))
             readable.append(path)
         except ImageError as exc:
             results[path] = Prediction(path, [], error=str(exc))
@@ -94,7 +95,9 @@ def save_figure(prediction: Prediction, out: Path) -> Path:
     fig, (left, right) = plt.subplots(
         1, 2, figsize=(8, 3.2), width_ratios=(1, 1.6), layout="constrained"
     )
-    left.imshow(prediction.image, cmap="gray", vmin=0, vmax=255)
+    left.imshow(
+        prediction.image, cmap="gray" if prediction.image.ndim == 2 else None, vmin=0, vmax=255
+    )
     left.axis("off")
     name, prob = prediction.top[0]
     left.set_title(f"{name} ({prob:.2%})")

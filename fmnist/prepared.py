@@ -1,7 +1,8 @@
 """The prepared data: raw files -> seeded stratified splits stored as compact uint8 arrays.
 
 Contract: one ``.npz`` per split (train, val, test) holding ``images`` uint8 (N, H, W)
-or (N, H, W, C) and ``labels`` int64 (N,); nothing float on disk. Loaded with
+for grayscale or (N, H, W, C) for colour, and ``labels`` int64 (N,); nothing float on
+disk. Loaded with
 ``allow_pickle=False``, so a prepared file can never run code.
 """
 
@@ -14,7 +15,7 @@ from typing import Any
 import numpy as np
 from sklearn.model_selection import train_test_split
 
-from fmnist import formats
+from fmnist import cifar, formats
 from fmnist.atomic import atomic_path
 from fmnist.datasets import DatasetSpec
 from fmnist.errors import FormatError, PipelineError
@@ -39,7 +40,15 @@ def read_raw(spec: DatasetSpec, raw: Path) -> tuple[dict[str, Split], str]:
     found = find_in_folder(spec, raw)
     if found is None:
         raise PipelineError(f"{raw}: no raw {spec.name} files; run the download stage first")
-    form, _ = found
+    form, paths = found
+    if form.startswith("cifar"):
+        files = (
+            cifar.safe_members(paths[0])
+            if form == "cifar-archive"
+            else {p.name: p.read_bytes() for p in paths}
+        )
+        arrays = cifar.read_batches(files)
+        return {k: _checked(spec, k, *arrays[k]) for k in ("train", "test")}, form
     splits = {}
     for split in ("train", "test"):
         if form == "idx":

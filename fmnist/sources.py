@@ -1,5 +1,6 @@
 """Where raw files come from: the publisher's URL or a local folder (a mirror, Debian's
-``dataset-fashion-mnist``, or a Kaggle CSV download), verified before anything is kept.
+``dataset-fashion-mnist``, a Kaggle CSV download, an extracted CIFAR-10 archive),
+verified before anything is kept.
 
 Every file is checked against the checksums in :mod:`fmnist.datasets` in a temporary
 folder; only when all pass does the folder replace the output, so a mismatch or an
@@ -8,6 +9,7 @@ interrupted download leaves nothing behind.
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import sys
 import urllib.error
@@ -15,17 +17,18 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from fmnist import formats
+from fmnist import cifar, formats
 from fmnist.atomic import atomic_dir
-from fmnist.datasets import DatasetSpec
+from fmnist.datasets import DatasetSpec, IdxFile
 from fmnist.errors import ChecksumError, PipelineError
 
 SOURCES = ("auto", "folder", "url")
+FORMS = ("idx", "csv", "cifar-archive", "cifar-batches")
 
 
 @dataclass(frozen=True)
 class Fetched:
-    """What the download stage got: the form ('idx' or 'csv'), origin and file checksums."""
+    """What the download stage got: the form, origin and the verified file checksums."""
 
     form: str
     origin: str
@@ -33,33 +36,59 @@ class Fetched:
 
 
 def find_in_folder(spec: DatasetSpec, folder: Path) -> tuple[str, list[Path]] | None:
-    """Return ('idx', files) or ('csv', files) for the complete form found in ``folder``.
+    """The first complete form of ``spec``'s files in ``folder``: (form, files), or None.
 
-    IDX files may be gzipped or not (``train-images-idx3-ubyte`` without ``.gz``).
+    IDX files may be gzipped or not; CIFAR-10 may be the tarball or its extracted batches
+    (in ``cifar-10-batches-py/`` or directly in the folder).
     """
-    idx = []
-    for name in spec.idx_names():
-        candidates = [folder / name, folder / name.removesuffix(".gz")]
-        found = next((p for p in candidates if p.is_file()), None)
-        if found is None:
-            break
-        idx.append(found)
-    else:
-        return "idx", idx
-    csv = [folder / name for name, _ in spec.csv.values()]
-    if all(p.is_file() for p in csv):
-        return "csv", csv
+    if spec.idx:
+        idx = [_either(folder / n, folder / n.removesuffix(".gz")) for n in spec.idx_names()]
+        if all(idx):
+            return "idx", idx  # type: ignore[return-value]
+    if spec.csv:
+        csv = [folder / name for name, _ in spec.csv.values()]
+        if all(p.is_file() for p in csv):
+            return "csv", csv
+    if spec.archive:
+        if (folder / spec.archive.name).is_file():
+            return "cifar-archive", [folder / spec.archive.name]
+        for base in (folder / spec.archive.folder, folder):
+            batches = [base / name for name in spec.archive.batches]
+            if all(p.is_file() for p in batches):
+                return "cifar-batches", batches
     return None
 
 
+def _either(*paths: Path) -> Path | None:
+    return next((p for p in paths if p.is_file()), None)
+
+
 def verify_idx(spec: DatasetSpec, path: Path) -> str:
-    """Check one IDX file's decompressed content against the spec; return its SHA-256."""
-    expected = {f.name.removesuffix(".gz"): f.sha256 for pair in spec.idx.values() for f in pair}
-    key = path.name.removesuffix(".gz")
-    actual = formats.sha256_bytes(formats.read_idx_bytes(path))
-    if actual != expected[key]:
+    """Check one IDX file; return the checksum that matched.
+
+    The SHA-256 of the decompressed content is checked where the spec knows it (any
+    mirror, recompressed or not); otherwise the MD5 of the publisher's ``.gz`` bytes.
+    """
+    files = {f.name.removesuffix(".gz"): f for pair in spec.idx.values() for f in pair}
+    expected: IdxFile = files[path.name.removesuffix(".gz")]
+    content = formats.read_idx_bytes(path)  # also checks the header against the size
+    if expected.sha256:
+        actual = formats.sha256_bytes(content)
+        if actual == expected.sha256:
+            return actual
         raise ChecksumError(
-            f"{path}: SHA-256 of the decompressed content is {actual}, expected {expected[key]}; "
+            f"{path}: SHA-256 of the decompressed content is {actual}, expected "
+            f"{expected.sha256}; the file is corrupt or not the official one: fetch it again"
+        )
+    if path.suffix != ".gz":
+        raise ChecksumError(
+            f"{path}: only the publisher's .gz checksum is known for {spec.name}; "
+            "use the original .gz files"
+        )
+    actual = hashlib.md5(path.read_bytes(), usedforsecurity=False).hexdigest()
+    if actual != expected.gz_md5:
+        raise ChecksumError(
+            f"{path}: MD5 is {actual}, expected {expected.gz_md5} (the publisher's .gz); "
             "the file is corrupt or not the official one: fetch it again"
         )
     return actual
@@ -78,17 +107,42 @@ def verify_csv(spec: DatasetSpec, path: Path) -> str:
     return actual
 
 
+def verify_cifar_batch(spec: DatasetSpec, name: str, data: bytes, where: str) -> str:
+    """Check one CIFAR batch file's MD5; return it."""
+    assert spec.archive is not None
+    actual = cifar.md5(data)
+    if actual != spec.archive.batches[name]:
+        raise ChecksumError(
+            f"{where}: MD5 of {name} is {actual}, expected {spec.archive.batches[name]}; "
+            "the archive is corrupt or not the official one: fetch it again"
+        )
+    return actual
+
+
+def verify_cifar_archive(spec: DatasetSpec, path: Path) -> dict[str, str]:
+    """Check the tarball safely, member by member (a repacked mirror passes too)."""
+    assert spec.archive is not None
+    members = cifar.safe_members(path)
+    missing = [name for name in spec.archive.batches if name not in members]
+    if missing:
+        raise ChecksumError(f"{path}: archive lacks {', '.join(missing)}; fetch it again")
+    return {n: verify_cifar_batch(spec, n, members[n], str(path)) for n in spec.archive.batches}
+
+
 def fetch(
     spec: DatasetSpec, out: Path, source: str = "auto", folder: str = "", url: str = ""
 ) -> Fetched:
     """Fetch and verify the raw files of ``spec`` into ``out`` (replacing it atomically)."""
-    local = Path(folder or spec.debian_folder)
+    local = Path(folder or spec.debian_folder) if (folder or spec.debian_folder) else None
     if source not in SOURCES:
         raise PipelineError(f"data.source is {source!r}; use one of {', '.join(SOURCES)}")
     if source == "auto":
-        source = "folder" if local.is_dir() and find_in_folder(spec, local) else "url"
+        found = local is not None and local.is_dir() and find_in_folder(spec, local)
+        source = "folder" if found else "url"
     with atomic_dir(out) as tmp:
         if source == "folder":
+            if local is None:
+                raise PipelineError(f"data.folder is empty and {spec.name} has no default folder")
             return _copy_from_folder(spec, local, tmp)
         return _download(spec, url or spec.url, tmp)
 
@@ -96,36 +150,56 @@ def fetch(
 def _copy_from_folder(spec: DatasetSpec, folder: Path, tmp: Path) -> Fetched:
     found = find_in_folder(spec, folder)
     if found is None:
-        wanted = ", ".join(spec.idx_names())
-        csvs = ", ".join(name for name, _ in spec.csv.values())
         raise PipelineError(
-            f"{folder}: found neither the IDX files ({wanted}) nor the Kaggle CSVs ({csvs}); "
-            "set data.folder to a folder holding one of them, or data.source: url"
+            f"{folder}: no complete copy of {spec.name} ({_wanted(spec)}); set data.folder "
+            "to a folder holding one, or data.source: url"
         )
     form, paths = found
-    checksums = {}
+    checksums: dict[str, str] = {}
     for path in paths:
         _log(f"verifying {path}")
-        checksums[path.name] = verify_idx(spec, path) if form == "idx" else verify_csv(spec, path)
+        if form == "idx":
+            checksums[path.name] = verify_idx(spec, path)
+        elif form == "csv":
+            checksums[path.name] = verify_csv(spec, path)
+        elif form == "cifar-archive":
+            checksums |= verify_cifar_archive(spec, path)
+        else:
+            checksums[path.name] = verify_cifar_batch(spec, path.name, path.read_bytes(), str(path))
         shutil.copyfile(path, tmp / path.name)
     return Fetched(form, str(folder), checksums)
 
 
+def _wanted(spec: DatasetSpec) -> str:
+    forms = []
+    if spec.idx:
+        forms.append("the IDX files " + ", ".join(spec.idx_names()))
+    if spec.csv:
+        forms.append("the Kaggle CSVs " + ", ".join(name for name, _ in spec.csv.values()))
+    if spec.archive:
+        forms.append(f"{spec.archive.name} or its extracted {spec.archive.folder}/")
+    return "; or ".join(forms)
+
+
 def _download(spec: DatasetSpec, base_url: str, tmp: Path) -> Fetched:
-    checksums = {}
-    for name in spec.idx_names():
+    names = [spec.archive.name] if spec.archive else spec.idx_names()
+    for name in names:
         url = base_url.rstrip("/") + "/" + name
         _log(f"downloading {url}")
         try:
             with urllib.request.urlopen(url, timeout=60) as response, open(tmp / name, "wb") as f:
                 shutil.copyfileobj(response, f, length=1 << 20)
         except (urllib.error.URLError, OSError) as exc:
+            hint = " (Debian/Ubuntu: apt-get install dataset-fashion-mnist)" * (
+                spec.name == "fashion-mnist"
+            )
             raise PipelineError(
-                f"cannot download {url} ({exc}); check the connection, or set data.folder to a "
-                "local copy (Debian/Ubuntu: apt-get install dataset-fashion-mnist)"
+                f"cannot download {url} ({exc}); check the connection, or set data.folder "
+                f"to a local copy{hint}"
             ) from None
-        checksums[name] = verify_idx(spec, tmp / name)
-    return Fetched("idx", base_url, checksums)
+    if spec.archive:
+        return Fetched("cifar-archive", base_url, verify_cifar_archive(spec, tmp / names[0]))
+    return Fetched("idx", base_url, {n: verify_idx(spec, tmp / n) for n in names})
 
 
 def _log(message: str) -> None:

@@ -69,7 +69,7 @@ def test_failed_fetch_keeps_previous_output(tmp_path: Path, tiny_data: dict, tin
 
 def test_folder_without_the_files_is_refused(tmp_path: Path, tiny_spec) -> None:
     (tmp_path / "empty").mkdir()
-    with pytest.raises(PipelineError, match="found neither the IDX files"):
+    with pytest.raises(PipelineError, match="no complete copy of fashion-mnist"):
         fetch(tiny_spec, tmp_path / "raw", "folder", str(tmp_path / "empty"))
 
 
