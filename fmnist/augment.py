@@ -1,7 +1,8 @@
-"""Keras ImageDataGenerator-style augmentation on whole batches, on the device, seeded.
+"""Augmentation on whole batches, on the device, seeded; no per-sample Python.
 
-One random affine transform per image (shift, rotation, zoom) is applied with
-``affine_grid``/``grid_sample``, plus an optional horizontal flip; no per-sample Python.
+Keras ImageDataGenerator-style (the reports): one random affine transform per image
+(shift, rotation, zoom) with ``affine_grid``/``grid_sample``, plus a horizontal flip.
+Modern recipes add a random crop of the zero-padded image and random erasing.
 """
 
 from __future__ import annotations
@@ -21,16 +22,72 @@ class Augment:
     rotation: float = 0.0
     zoom: float = 0.0
     hflip: bool = False
+    crop_padding: int = 0  # random crop of the image padded by this many pixels
+    erasing: float = 0.0  # probability of erasing one random rectangle per image
+
+    @property
+    def affine(self) -> bool:
+        return bool(self.shift or self.rotation or self.zoom or self.hflip)
 
     @property
     def enabled(self) -> bool:
-        return bool(self.shift or self.rotation or self.zoom or self.hflip)
+        return self.affine or bool(self.crop_padding or self.erasing)
 
 
 def augment_batch(x: torch.Tensor, aug: Augment, generator: torch.Generator) -> torch.Tensor:
     """Return an augmented copy of float images ``x`` (N, C, H, W) in [0, 1]."""
     if not aug.enabled:
         return x
+    if aug.affine:
+        x = _affine(x, aug, generator)
+    if aug.crop_padding:
+        x = _random_crop(x, aug.crop_padding, generator)
+    if aug.erasing:
+        x = _random_erasing(x, aug.erasing, generator)
+    return x
+
+
+def _uniform(n: int, generator: torch.Generator, like: torch.Tensor) -> torch.Tensor:
+    return torch.rand(n, generator=generator, device=generator.device).to(like.device)
+
+
+def _random_crop(x: torch.Tensor, pad: int, generator: torch.Generator) -> torch.Tensor:
+    """Each image shifted by up to ``pad`` pixels (a crop of its zero-padded copy)."""
+    n, c, h, w = x.shape
+    padded = F.pad(x, (pad, pad, pad, pad))
+    dy = (_uniform(n, generator, x) * (2 * pad + 1)).long().clamp_(max=2 * pad)
+    dx = (_uniform(n, generator, x) * (2 * pad + 1)).long().clamp_(max=2 * pad)
+    rows = (dy[:, None] + torch.arange(h, device=x.device))[:, None, :, None]
+    cols = (dx[:, None] + torch.arange(w, device=x.device))[:, None, None, :]
+    batch = torch.arange(n, device=x.device)[:, None, None, None]
+    channel = torch.arange(c, device=x.device)[None, :, None, None]
+    return padded[batch, channel, rows, cols]
+
+
+def _random_erasing(x: torch.Tensor, p: float, generator: torch.Generator) -> torch.Tensor:
+    """With probability ``p`` per image, zero a random rectangle of 2-33% of its area."""
+    n, _, h, w = x.shape
+    area = (0.02 + 0.31 * _uniform(n, generator, x)) * h * w
+    ratio = torch.exp((_uniform(n, generator, x) - 0.5) * 2 * math.log(3.0))
+    eh = (area * ratio).sqrt().clamp(1, h)
+    ew = (area / ratio).sqrt().clamp(1, w)
+    top = _uniform(n, generator, x) * (h - eh + 1)
+    left = _uniform(n, generator, x) * (w - ew + 1)
+    apply = _uniform(n, generator, x) < p
+    ys = torch.arange(h, device=x.device)[None, :, None]
+    xs = torch.arange(w, device=x.device)[None, None, :]
+    inside = (
+        (ys >= top[:, None, None])
+        & (ys < (top + eh)[:, None, None])
+        & (xs >= left[:, None, None])
+        & (xs < (left + ew)[:, None, None])
+        & apply[:, None, None]
+    )
+    return x.masked_fill(inside[:, None], 0.0)
+
+
+def _affine(x: torch.Tensor, aug: Augment, generator: torch.Generator) -> torch.Tensor:
+    """Random shift, rotation, zoom and flip, one transform per image."""
     n = x.shape[0]
 
     def uniform(low: float, high: float) -> torch.Tensor:

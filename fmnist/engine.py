@@ -20,6 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from fmnist import distributed
 from fmnist.augment import Augment, augment_batch
@@ -103,6 +104,8 @@ def train_epoch(
     scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
     progress: Callable[[], None] = lambda: None,
     order: torch.Tensor | None = None,
+    label_smoothing: float = 0.0,
+    ema: AveragedModel | None = None,
 ) -> tuple[float, float]:
     """One pass over ``data`` in ``order`` (default: shuffled by ``generator``); returns
     (mean loss, accuracy) measured on the fly, summed over all DDP processes."""
@@ -116,12 +119,14 @@ def train_epoch(
         x = augment_batch(scale(data.images[idx]), aug, generator)
         y = data.labels[idx]
         logits = model(x)
-        loss = F.cross_entropy(logits, y)
+        loss = F.cross_entropy(logits, y, label_smoothing=label_smoothing)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         if scheduler is not None:
             scheduler.step()
+        if ema is not None:
+            ema.update_parameters(distributed.unwrap(model))
         loss_sum += loss.detach() * len(y)
         correct += (logits.detach().argmax(1) == y).sum()
         progress()
@@ -130,10 +135,17 @@ def train_epoch(
 
 
 @torch.inference_mode()
-def predict_logits(model: nn.Module, data: DeviceSplit, batch_size: int) -> torch.Tensor:
-    """Logits for every image of ``data``, in order, in large batches."""
+def predict_logits(
+    model: nn.Module, data: DeviceSplit, batch_size: int, tta: bool = False
+) -> torch.Tensor:
+    """Logits for every image of ``data``, in order, in large batches; with ``tta`` the
+    mean of the logits of each image and its mirror image."""
     model.eval()
-    out = [model(scale(data.images[i : i + batch_size])) for i in range(0, len(data), batch_size)]
+    out = []
+    for i in range(0, len(data), batch_size):
+        x = scale(data.images[i : i + batch_size])
+        logits = model(x)
+        out.append((logits + model(x.flip(-1))) / 2 if tta else logits)
     return torch.cat(out).float()
 
 
@@ -169,8 +181,16 @@ def fit(
     ``generator`` drives augmentation.
     """
     optimizer = make_optimizer(
-        recipe.optimizer, model.parameters(), recipe.lr, recipe.weight_decay, recipe.momentum
+        recipe.optimizer,
+        model.parameters(),
+        recipe.lr,
+        recipe.weight_decay,
+        recipe.momentum,
+        recipe.nesterov,
+        recipe.decay_norms,
     )
+    # with an EMA, the averaged weights are the ones validated and kept
+    ema = make_ema(model, recipe.ema)
     steps = math.ceil(len(train) / recipe.batch_size)
     scheduler = make_scheduler(
         recipe.schedule, optimizer, recipe.lr, steps * recipe.epochs, recipe.warmup
@@ -178,7 +198,7 @@ def fit(
     result = FitResult(best_state=_snapshot(model), best_epoch=0)
     first_epoch = 1
     if resume is not None:
-        first_epoch = restore_state(resume, model, optimizer, scheduler, generator, result)
+        first_epoch = restore_state(resume, model, optimizer, scheduler, generator, result, ema)
     for epoch in range(first_epoch, recipe.epochs + 1):
         start = time.perf_counter()
         order = epoch_order(len(train), seed, epoch).to(train.labels.device)
@@ -193,23 +213,37 @@ def fit(
                 scheduler,
                 tick,
                 order,
+                recipe.label_smoothing,
+                ema,
             )
         distributed.sync_buffers(model)
-        val_loss, val_acc = evaluate(distributed.unwrap(model), val, eval_batch_size)
+        val_loss, val_acc = evaluate(_evaluated(model, ema), val, eval_batch_size)
         record = EpochRecord(
             epoch, train_loss, train_acc, val_loss, val_acc, time.perf_counter() - start
         )
         result.history.append(record)
         on_epoch(record)
-        stop = _update(result, record, model, recipe.patience, num_classes)
+        stop = _update(result, record, _evaluated(model, ema), recipe.patience, num_classes)
         if on_checkpoint is not None:
-            on_checkpoint(
-                training_state(epoch, model, optimizer, scheduler, generator, result, bool(stop))
-            )
+            state = training_state(epoch, model, optimizer, scheduler, generator, result, ema)
+            on_checkpoint(state | {"finished": bool(stop) or epoch == recipe.epochs})
         if stop:
             result.stop_reason = stop
             break
     return result
+
+
+def make_ema(model: nn.Module, decay: float) -> AveragedModel | None:
+    """An exponential moving average of the weights (and BN buffers), or None for 0."""
+    if not decay:
+        return None
+    return AveragedModel(
+        distributed.unwrap(model), multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True
+    )
+
+
+def _evaluated(model: nn.Module, ema: AveragedModel | None) -> nn.Module:
+    return ema.module if ema is not None else distributed.unwrap(model)
 
 
 def _update(
@@ -234,12 +268,13 @@ def training_state(
     scheduler: torch.optim.lr_scheduler.LRScheduler | None,
     generator: torch.Generator,
     result: FitResult,
-    finished: bool,
+    ema: AveragedModel | None = None,
 ) -> dict[str, Any]:
     """Everything needed to continue after ``epoch``: plain containers and tensors only."""
     return {
         "epoch": epoch,
-        "finished": finished,
+        "finished": False,
+        "ema": _snapshot(ema) if ema is not None else None,
         "model": _snapshot(model),
         "optimizer": optimizer.state_dict(),
         "scheduler": scheduler.state_dict() if scheduler is not None else None,
@@ -260,9 +295,12 @@ def restore_state(
     scheduler: torch.optim.lr_scheduler.LRScheduler | None,
     generator: torch.Generator,
     result: FitResult,
+    ema: AveragedModel | None = None,
 ) -> int:
     """Load a :func:`training_state` back; return the epoch to continue with."""
     distributed.unwrap(model).load_state_dict(state["model"])
+    if ema is not None and state.get("ema") is not None:
+        ema.load_state_dict(state["ema"])
     optimizer.load_state_dict(state["optimizer"])
     if scheduler is not None and state["scheduler"] is not None:
         scheduler.load_state_dict(state["scheduler"])

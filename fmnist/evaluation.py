@@ -31,7 +31,7 @@ def run_evaluation(params: Params) -> dict[str, Any]:
     classes = tuple(meta["classes"])
     test = load_split(layout.split_path("test"))
     data = to_device(test.images, test.labels, device)
-    logits = predict_logits(model, data, params.evaluate.batch_size)
+    logits = predict_logits(model, data, params.evaluate.batch_size, params.evaluate.tta)
     loss = F.cross_entropy(logits, data.labels).item()
     probs = torch.softmax(logits, 1).cpu().numpy()
     predicted = probs.argmax(1)

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 
 import torch
 
-OPTIMIZERS = ("adam", "adamax", "adadelta", "adagrad", "rmsprop", "sgd")
+OPTIMIZERS = ("adam", "adamw", "adamax", "adadelta", "adagrad", "rmsprop", "sgd")
 SCHEDULES = ("none", "onecycle", "cosine")
 
 
@@ -21,8 +21,22 @@ def make_optimizer(
     lr: float,
     weight_decay: float = 0.0,
     momentum: float = 0.0,
+    nesterov: bool = False,
+    decay_norms: bool = True,
 ) -> torch.optim.Optimizer:
-    """Build optimizer ``name`` (one of :data:`OPTIMIZERS`)."""
+    """Build optimizer ``name`` (one of :data:`OPTIMIZERS`).
+
+    ``decay_norms=False`` exempts biases and normalisation weights (every 1-D parameter)
+    from weight decay, as modern recipes do.
+    """
+    params = list(params)
+    if weight_decay and not decay_norms:
+        params = [
+            {"params": [p for p in params if p.ndim > 1]},
+            {"params": [p for p in params if p.ndim <= 1], "weight_decay": 0.0},
+        ]
+    if name == "adamw":
+        return torch.optim.AdamW(params, lr=lr, eps=1e-7, weight_decay=weight_decay)
     if name == "adam":
         return torch.optim.Adam(params, lr=lr, eps=1e-7, weight_decay=weight_decay)
     if name == "adamax":
@@ -38,7 +52,9 @@ def make_optimizer(
             params, lr=lr, alpha=0.9, eps=1e-7, momentum=momentum, weight_decay=weight_decay
         )
     if name == "sgd":
-        return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
+        return torch.optim.SGD(
+            params, lr=lr, momentum=momentum, nesterov=nesterov, weight_decay=weight_decay
+        )
     raise ValueError(f"optimizer {name!r}; valid: {', '.join(OPTIMIZERS)}")
 
 

@@ -50,6 +50,10 @@ class Recipe:
     patience: int = 0
     weight_decay: float = 0.0
     momentum: float = 0.0
+    nesterov: bool = False
+    decay_norms: bool = True  # false: no weight decay on biases and norm weights
+    label_smoothing: float = 0.0
+    ema: float = 0.0  # decay of an exponential moving average of the weights; 0: off
     schedule: str = "none"
     warmup: float = 0.0
     augment: Augment = field(default_factory=Augment)
@@ -70,6 +74,7 @@ class TrainParams:
 @dataclass(frozen=True)
 class EvaluateParams:
     batch_size: int = 2000
+    tta: bool = False  # average the predictions of each image and its mirror image
     grid: int = 15
     most_wrong: int = 15
 
@@ -187,6 +192,15 @@ def _check_recipe(prefix: str, r: Recipe, problems: list[str]) -> None:
         (r.patience >= 0, "patience", r.patience, "0 (off) or more epochs"),
         (r.weight_decay >= 0, "weight_decay", r.weight_decay, "0 or more"),
         (0 <= r.momentum < 1, "momentum", r.momentum, "in [0, 1)"),
+        (0 <= r.label_smoothing < 1, "label_smoothing", r.label_smoothing, "in [0, 1)"),
+        (0 <= r.ema < 1, "ema", r.ema, "0 (off) or a decay in (0, 1), e.g. 0.999"),
+        (
+            0 <= r.augment.crop_padding <= 8,
+            "augment.crop_padding",
+            r.augment.crop_padding,
+            "0-8 pixels",
+        ),
+        (0 <= r.augment.erasing <= 1, "augment.erasing", r.augment.erasing, "a probability"),
         (0 <= r.augment.shift < 0.5, "augment.shift", r.augment.shift, "a fraction in [0, 0.5)"),
         (0 <= r.augment.rotation <= 180, "augment.rotation", r.augment.rotation, "0-180 degrees"),
         (0 <= r.augment.zoom < 1, "augment.zoom", r.augment.zoom, "a fraction in [0, 1)"),

@@ -106,3 +106,67 @@ def test_augmentation_is_seeded_and_stays_in_range() -> None:
 def test_no_augmentation_is_the_identity() -> None:
     x = scale(_learnable(4, 0).images)
     assert augment_batch(x, Augment(), torch.Generator()) is x
+
+
+def test_modern_recipe_options_train_and_stay_deterministic() -> None:
+    recipe = Recipe(
+        epochs=2,
+        batch_size=32,
+        optimizer="adamw",
+        lr=3e-3,
+        weight_decay=0.05,
+        decay_norms=False,
+        label_smoothing=0.1,
+        ema=0.9,
+        schedule="cosine",
+        warmup=0.1,
+        augment=Augment(crop_padding=2, erasing=0.5, hflip=True),
+    )
+    a, b = _fit(3, recipe), _fit(3, recipe)
+    assert all(torch.equal(a.best_state[k], b.best_state[k]) for k in a.best_state)
+    assert max(r.val_accuracy for r in a.history) > 0.2
+
+
+def test_weight_decay_spares_norms_and_biases_when_asked() -> None:
+    model = build_model("fastcnn", {"width": 8})
+    groups = make_optimizer("sgd", model.parameters(), 0.1, 0.01, 0.9, True, False).param_groups
+    assert groups[0]["weight_decay"] == 0.01 and all(p.ndim > 1 for p in groups[0]["params"])
+    assert groups[1]["weight_decay"] == 0.0 and all(p.ndim == 1 for p in groups[1]["params"])
+    assert groups[0]["nesterov"]
+
+
+def test_crop_and_erasing_are_seeded_and_in_range() -> None:
+    x = scale(_learnable(16, 0).images)
+    aug = Augment(crop_padding=3, erasing=1.0)
+    a = augment_batch(x, aug, torch.Generator().manual_seed(1))
+    b = augment_batch(x, aug, torch.Generator().manual_seed(1))
+    assert torch.equal(a, b) and a.shape == x.shape
+    assert a.min() >= 0 and a.max() <= 1
+    assert (a == 0).sum() > (x == 0).sum()  # padding and erased rectangles are black
+
+
+def test_ema_weights_are_the_ones_kept() -> None:
+    from fmnist.engine import make_ema
+
+    model = build_model("cnn1")
+    ema = make_ema(model, 0.5)
+    ema.update_parameters(model)  # the first update copies the weights
+    before = next(model.parameters()).detach().clone()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(1.0)
+    ema.update_parameters(model)
+    averaged = next(ema.module.parameters())
+    assert torch.allclose(averaged, 0.5 * before + 0.5 * (before + 1.0))
+
+
+def test_flip_tta_averages_an_image_and_its_mirror() -> None:
+    from fmnist.engine import predict_logits
+
+    model = build_model("cnn1").eval()
+    data = _learnable(8, 0)
+    plain = predict_logits(model, data, 4)
+    mirrored = predict_logits(model, DeviceSplit(data.images.flip(-1), data.labels), 4)
+    assert torch.allclose(
+        predict_logits(model, data, 4, tta=True), (plain + mirrored) / 2, atol=1e-5
+    )
