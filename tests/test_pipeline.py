@@ -99,6 +99,15 @@ def test_repro_builds_model_metrics_and_plots(repo: Path) -> None:
     assert "test accuracy" in page and "<script" not in page
 
 
+def test_plots_show_renders_curves_and_confusion(repo: Path) -> None:
+    out = repo.parent / "plots_html"
+    dvc(repo, "plots", "show", "-o", str(out))
+    page = (out / "index.html").read_text()
+    assert '"predicted"' in page and '"actual"' in page  # the confusion template
+    assert '"accuracy"' in page and '"loss"' in page  # the learning curves
+    assert len(list((out / "static").glob("*.png"))) == 6
+
+
 def test_second_repro_is_a_no_op(repo: Path) -> None:
     out = dvc(repo, "repro")
     assert "Running stage" not in out
