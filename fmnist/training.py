@@ -7,7 +7,6 @@ import json
 import os
 import signal
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
@@ -55,7 +54,6 @@ def run_training(params: Params) -> dict[str, Any]:
         f"{f', {world.size} processes' if world.distributed else ''}): "
         f"{len(train):,} train / {len(val):,} val images, recipe {_recipe_line(params)}"
     )
-    start = time.perf_counter()
     with _LiveLogger(resume=resume is not None, active=world.is_main) as log_epoch:
         result = fit(
             trained,
@@ -72,7 +70,6 @@ def run_training(params: Params) -> dict[str, Any]:
             else None,
             seed=params.train.seed,
         )
-    seconds = time.perf_counter() - start
     distributed.shutdown(world)
     if not world.is_main:
         return {}
@@ -93,6 +90,7 @@ def run_training(params: Params) -> dict[str, Any]:
     )
     write_text(layout.SUMMARY, model_summary)
     history = [asdict(r) for r in result.history]
+    seconds = sum(h["seconds"] for h in history)  # epochs of earlier, resumed sessions too
     plots.learning_curves(history, layout.PLOTS / "learning_curves.png", result.best_epoch)
     info = {
         "train": {
