@@ -1,0 +1,240 @@
+"""Training and inference speed of zoo models: this project's engine vs plain PyTorch.
+
+    python -m bench.speed cnn1 cnn2-bn [--steps 40] [--repeats 3] [--out results/speed]
+    python -m bench.speed cnn1 --time-to-accuracy 0.90   # also train to a test accuracy
+
+For each model, with its recipe's batch size and on the current device, in one process:
+- engine: training images/s of the train stage's loop (data resident on the device as
+  uint8, batches sliced and scaled there, channels_last), median of ``--repeats`` timed
+  runs of ``--steps`` steps after a warm-up;
+- baseline: the same model and optimizer fed by a DataLoader over a TensorDataset with
+  per-sample conversion (default settings, contiguous memory format);
+- their ratio, inference images/s on the test set, and peak memory (RSS on CPU,
+  ``max_memory_allocated`` on CUDA).
+Writes a markdown table and JSON (``--out``); prints the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, Dataset
+
+from bench.epoch_seconds import load_params_for
+from fmnist import formats
+from fmnist.datasets import FASHION_MNIST
+from fmnist.device import describe, select_device, set_threads
+from fmnist.engine import EpochRecord, evaluate, fit, predict_logits, to_device, train_epoch
+from fmnist.models import build_model
+from fmnist.optim import make_optimizer
+
+DEBIAN = Path(FASHION_MNIST.debian_folder)
+
+
+class PerSampleDataset(Dataset):
+    """The plain way: uint8 images converted to float one sample at a time."""
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray) -> None:
+        self.images, self.labels = torch.from_numpy(images), torch.from_numpy(labels)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.images[i].float().div(255).unsqueeze(0), self.labels[i]
+
+
+def real_data(n: int, split: str = "train") -> tuple[np.ndarray, np.ndarray]:
+    prefix = "train" if split == "train" else "t10k"
+    images = formats.read_idx(DEBIAN / f"{prefix}-images-idx3-ubyte.gz")[:n]
+    labels = formats.read_idx(DEBIAN / f"{prefix}-labels-idx1-ubyte.gz")[:n].astype(np.int64)
+    return images, labels
+
+
+def engine_rate(
+    name: str,
+    images: np.ndarray,
+    labels: np.ndarray,
+    steps: int,
+    repeats: int,
+    device: torch.device,
+) -> float:
+    recipe = load_params_for(name).recipe
+    torch.manual_seed(0)
+    model = build_model(name, recipe.arch).to(device, memory_format=torch.channels_last)
+    opt = make_optimizer(recipe.optimizer, model.parameters(), recipe.lr)
+    data = to_device(images, labels, device)
+    g = torch.Generator(device=device).manual_seed(0)
+    n = recipe.batch_size * steps
+    warm = to_device(images[: recipe.batch_size * 3], labels[: recipe.batch_size * 3], device)
+    train_epoch(model, opt, warm, recipe.batch_size, recipe.augment, g)
+    rates = []
+    for r in range(repeats):
+        order = torch.randperm(len(data), generator=torch.Generator().manual_seed(r))[:n]
+        _sync(device)
+        start = time.perf_counter()
+        train_epoch(model, opt, data, recipe.batch_size, recipe.augment, g, order=order.to(device))
+        _sync(device)
+        rates.append(n / (time.perf_counter() - start))
+    return statistics.median(rates)
+
+
+def baseline_rate(
+    name: str,
+    images: np.ndarray,
+    labels: np.ndarray,
+    steps: int,
+    repeats: int,
+    device: torch.device,
+) -> float:
+    recipe = load_params_for(name).recipe
+    torch.manual_seed(0)
+    model = build_model(name, recipe.arch).to(device)
+    opt = make_optimizer(recipe.optimizer, model.parameters(), recipe.lr)
+    loader = DataLoader(
+        PerSampleDataset(images, labels), batch_size=recipe.batch_size, shuffle=True
+    )
+    model.train()
+
+    def run(limit: int) -> int:
+        seen = 0
+        for step, (x, y) in enumerate(loader):
+            if step == limit:
+                break
+            x, y = x.to(device), y.to(device)
+            loss = F.cross_entropy(model(x), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            seen += len(y)
+        return seen
+
+    run(3)
+    rates = []
+    for _ in range(repeats):
+        _sync(device)
+        start = time.perf_counter()
+        seen = run(steps)
+        _sync(device)
+        rates.append(seen / (time.perf_counter() - start))
+    return statistics.median(rates)
+
+
+def inference_rate(name: str, device: torch.device, batch: int = 500) -> float:
+    recipe = load_params_for(name).recipe
+    model = build_model(name, recipe.arch).to(device, memory_format=torch.channels_last)
+    test = to_device(*real_data(10_000, "test"), device)
+    predict_logits(model, test, batch)  # warm-up
+    _sync(device)
+    start = time.perf_counter()
+    predict_logits(model, test, batch)
+    _sync(device)
+    return len(test) / (time.perf_counter() - start)
+
+
+def time_to_accuracy(name: str, target: float, device: torch.device) -> tuple[float | None, float]:
+    """Seconds of training (its recipe, full data) until test accuracy >= target."""
+    params = load_params_for(name)
+    torch.manual_seed(0)
+    model = build_model(name, params.recipe.arch).to(device, memory_format=torch.channels_last)
+    train = to_device(*real_data(50_000), device)
+    test = to_device(*real_data(10_000, "test"), device)
+    reached: list[float] = []
+    elapsed = 0.0
+
+    def check(record: EpochRecord) -> None:
+        nonlocal elapsed
+        elapsed += record.seconds
+        if not reached and evaluate(model, test, 500)[1] >= target:
+            reached.append(elapsed)
+
+    fit(
+        model,
+        params.recipe,
+        train,
+        test,
+        torch.Generator(device=device).manual_seed(0),
+        eval_batch_size=500,
+        on_epoch=check,
+    )
+    return (reached[0] if reached else None), elapsed
+
+
+def peak_memory_mb(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("models", nargs="+")
+    parser.add_argument("--steps", type=int, default=40)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--time-to-accuracy", type=float, metavar="ACC")
+    parser.add_argument("--out", type=Path, help="write <out>.md and <out>.json")
+    args = parser.parse_args()
+    threads = set_threads(0)
+    device = select_device("auto")
+    images, labels = real_data(20_000)
+    header = [
+        f"Device: {describe(device)}, {threads} threads; {args.steps} steps x {args.repeats} "
+        "repeats (median), `python -m bench.speed`.",
+        "",
+        "| model | batch | engine img/s | baseline img/s | ratio | inference img/s "
+        "| peak MB | time to accuracy |",
+        "|---|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    print("\n".join(header), flush=True)
+    rows, lines = [], list(header)
+    for name in args.models:
+        batch = load_params_for(name).recipe.batch_size
+        base = baseline_rate(name, images, labels, args.steps, args.repeats, device)
+        fast = engine_rate(name, images, labels, args.steps, args.repeats, device)
+        infer = inference_rate(name, device)
+        tta = ""
+        if args.time_to_accuracy:
+            seconds, total = time_to_accuracy(name, args.time_to_accuracy, device)
+            tta = (
+                f"{args.time_to_accuracy:.0%} in {seconds:.0f}s"
+                if seconds is not None
+                else f"not reached in {total:.0f}s"
+            )
+        row = {
+            "model": name,
+            "batch_size": batch,
+            "engine": round(fast),
+            "baseline": round(base),
+            "ratio": round(fast / base, 2),
+            "inference": round(infer),
+            "peak_mb": round(peak_memory_mb(device)),
+            "time_to_accuracy": tta,
+        }
+        rows.append(row)
+        lines.append(
+            f"| {name} | {batch} | {row['engine']} | {row['baseline']} | {row['ratio']}x "
+            f"| {row['inference']} | {row['peak_mb']} | {tta} |"
+        )
+        print(lines[-1], flush=True)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+        payload = {"device": describe(device), "threads": threads, "rows": rows}
+        args.out.with_suffix(".json").write_text(json.dumps(payload, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
