@@ -36,10 +36,14 @@ class Row:
     device: str
     test_accuracy: float  # percent
     reported: float | None  # percent, from the model's report
+    note: str = ""
+    comparable: bool = True
 
     @property
     def difference(self) -> float | None:
-        return None if self.reported is None else self.test_accuracy - self.reported
+        if self.reported is None or not self.comparable:
+            return None
+        return round(self.test_accuracy - self.reported, 2)
 
 
 def _revisions(exp_show: list[dict[str, Any]]) -> Iterator[tuple[int, str, dict[str, Any]]]:
@@ -94,6 +98,10 @@ def _row(name: str, data: dict[str, Any]) -> Row | None:
         device=str(train.get("device", "?")),
         test_accuracy=round(100 * float(test["accuracy"]), 2),
         reported=reported.accuracy if reported else None,
+        note=f"report {reported.report}" + (f": {reported.note}" if reported.note else "")
+        if reported
+        else "",
+        comparable=reported.comparable if reported else True,
     )
 
 
@@ -117,8 +125,8 @@ def markdown(rows: list[Row]) -> str:
     """The leaderboard as a markdown table, best test accuracy first."""
     lines = [
         "| # | experiment | model | recipe | epochs run (best) | train time | s/epoch | device "
-        "| test acc. % | reported % | difference |",
-        "|---:|---|---|---|---:|---:|---:|---|---:|---:|---:|",
+        "| test acc. % | reported % | difference | about the reported figure |",
+        "|---:|---|---|---|---:|---:|---:|---|---:|---:|---:|---|",
     ]
     for i, r in enumerate(rows, 1):
         reported = "" if r.reported is None else f"{r.reported:.2f}"
@@ -126,7 +134,7 @@ def markdown(rows: list[Row]) -> str:
         lines.append(
             f"| {i} | {r.experiment} | {r.model} | {r.recipe} | {r.epochs_run} ({r.best_epoch}) "
             f"| {_duration(r.seconds)} | {r.seconds_per_epoch:.1f} | {r.device} "
-            f"| {r.test_accuracy:.2f} | {reported} | {diff} |"
+            f"| {r.test_accuracy:.2f} | {reported} | {diff} | {r.note} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -145,12 +153,19 @@ def bar_chart(rows: list[Row], path: Path) -> None:
 
     from fmnist.plots import _save
 
-    labels = [r.experiment for r in rows]
+    labels = [
+        r.experiment if r.model in r.experiment else f"{r.experiment} ({r.model})" for r in rows
+    ]
     y = range(len(rows))
     fig, ax = plt.subplots(figsize=(8, 0.45 * len(rows) + 1.2))
     ax.barh([i + 0.2 for i in y], [r.test_accuracy for r in rows], 0.4, label="measured (test)")
-    reported = [(i, r.reported) for i, r in enumerate(rows) if r.reported is not None]
-    ax.barh([i - 0.2 for i, _ in reported], [v for _, v in reported], 0.4, label="reported")
+    reported = [(i, r.reported) for i, r in enumerate(rows) if r.difference is not None]
+    ax.barh(
+        [i - 0.2 for i, _ in reported],
+        [v for _, v in reported],
+        0.4,
+        label="reported (same dataset)",
+    )
     ax.set_yticks(list(y), labels)
     ax.invert_yaxis()
     low = min([r.test_accuracy for r in rows] + [v for _, v in reported])
@@ -166,8 +181,10 @@ def write_leaderboard(rows: list[Row], out: Path) -> None:
     """leaderboard.md, .png and .json under ``out``."""
     header = (
         "# Leaderboard\n\nBuilt by `python -m fmnist.leaderboard` from `dvc exp show --json -A`. "
-        "Reported figures come from the original reports "
-        "(see `fmnist/reference.py` for the notes on each).\n\n"
+        "Reported figures come from the original reports (`fmnist/reference.py`). Train "
+        "times are as measured in each run; runs that shared the machine with other work "
+        "are slower than [epoch_seconds.md](epoch_seconds.md) (seconds per epoch of every "
+        "model measured alone).\n\n"
     )
     write_text(out / "leaderboard.md", header + markdown(rows))
     write_json(out / "leaderboard.json", [asdict(r) | {"difference": r.difference} for r in rows])
