@@ -11,19 +11,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import tempfile
-import time
 from pathlib import Path
 
-import numpy as np
 import torch
-import yaml
 
+from bench.common import engine_rate, load_params_for, real_data
 from fmnist.device import describe, select_device, set_threads
-from fmnist.engine import to_device, train_epoch
-from fmnist.models import build_model, list_models
-from fmnist.optim import make_optimizer
-from fmnist.params import Params, load_params
+from fmnist.models import list_models
 
 EPOCH_IMAGES = 50_000
 
@@ -31,43 +25,15 @@ EPOCH_IMAGES = 50_000
 def seconds_per_epoch(name: str, steps: int, device: torch.device) -> dict:
     """Time ``steps`` training steps of ``name`` with its recipe; scale to one epoch."""
     recipe = load_params_for(name).recipe
-    torch.manual_seed(0)
-    model = build_model(name, recipe.arch).to(device, memory_format=torch.channels_last)
-    optimizer = make_optimizer(recipe.optimizer, model.parameters(), recipe.lr)
-    rng = np.random.default_rng(0)
-    n = recipe.batch_size * steps
-    data = to_device(
-        rng.integers(0, 256, (n, 28, 28), dtype=np.uint8), rng.integers(0, 10, n), device
-    )
-    g = torch.Generator(device=device).manual_seed(0)
-    warm = to_device(
-        rng.integers(0, 256, (recipe.batch_size * 3, 28, 28), dtype=np.uint8),
-        rng.integers(0, 10, recipe.batch_size * 3),
-        device,
-    )
-    train_epoch(model, optimizer, warm, recipe.batch_size, recipe.augment, g)
-    start = time.perf_counter()
-    train_epoch(model, optimizer, data, recipe.batch_size, recipe.augment, g)
-    elapsed = time.perf_counter() - start
+    images, labels = real_data(recipe.batch_size * steps)
+    rate = engine_rate(name, images, labels, steps, 1, device)
     return {
         "model": name,
         "batch_size": recipe.batch_size,
-        "seconds_per_epoch": round(elapsed / n * EPOCH_IMAGES, 1),
-        "images_per_second": round(n / elapsed),
+        "seconds_per_epoch": round(EPOCH_IMAGES / rate, 1),
+        "images_per_second": round(rate),
         "epochs": recipe.epochs,
     }
-
-
-def load_params_for(name: str) -> Params:
-    """params.yaml with ``model`` set to ``name``."""
-    raw = yaml.safe_load(Path("params.yaml").read_text())
-    raw["model"] = name
-    with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
-        yaml.safe_dump(raw, f)
-    try:
-        return load_params(f.name)
-    finally:
-        Path(f.name).unlink()
 
 
 def main() -> None:

@@ -28,15 +28,9 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
-from bench.epoch_seconds import load_params_for
-from fmnist import formats
-from fmnist.datasets import FASHION_MNIST
+from bench.common import engine_rate, load_params_for, real_data, setup, sync
 from fmnist.device import describe, select_device, set_threads
-from fmnist.engine import EpochRecord, evaluate, fit, predict_logits, to_device, train_epoch
-from fmnist.models import build_model
-from fmnist.optim import make_optimizer
-
-DEBIAN = Path(FASHION_MNIST.debian_folder)
+from fmnist.engine import EpochRecord, evaluate, fit, predict_logits, to_device
 
 
 class PerSampleDataset(Dataset):
@@ -52,41 +46,6 @@ class PerSampleDataset(Dataset):
         return self.images[i].float().div(255).unsqueeze(0), self.labels[i]
 
 
-def real_data(n: int, split: str = "train") -> tuple[np.ndarray, np.ndarray]:
-    prefix = "train" if split == "train" else "t10k"
-    images = formats.read_idx(DEBIAN / f"{prefix}-images-idx3-ubyte.gz")[:n]
-    labels = formats.read_idx(DEBIAN / f"{prefix}-labels-idx1-ubyte.gz")[:n].astype(np.int64)
-    return images, labels
-
-
-def engine_rate(
-    name: str,
-    images: np.ndarray,
-    labels: np.ndarray,
-    steps: int,
-    repeats: int,
-    device: torch.device,
-) -> float:
-    recipe = load_params_for(name).recipe
-    torch.manual_seed(0)
-    model = build_model(name, recipe.arch).to(device, memory_format=torch.channels_last)
-    opt = make_optimizer(recipe.optimizer, model.parameters(), recipe.lr)
-    data = to_device(images, labels, device)
-    g = torch.Generator(device=device).manual_seed(0)
-    n = recipe.batch_size * steps
-    warm = to_device(images[: recipe.batch_size * 3], labels[: recipe.batch_size * 3], device)
-    train_epoch(model, opt, warm, recipe.batch_size, recipe.augment, g)
-    rates = []
-    for r in range(repeats):
-        order = torch.randperm(len(data), generator=torch.Generator().manual_seed(r))[:n]
-        _sync(device)
-        start = time.perf_counter()
-        train_epoch(model, opt, data, recipe.batch_size, recipe.augment, g, order=order.to(device))
-        _sync(device)
-        rates.append(n / (time.perf_counter() - start))
-    return statistics.median(rates)
-
-
 def baseline_rate(
     name: str,
     images: np.ndarray,
@@ -95,10 +54,7 @@ def baseline_rate(
     repeats: int,
     device: torch.device,
 ) -> float:
-    recipe = load_params_for(name).recipe
-    torch.manual_seed(0)
-    model = build_model(name, recipe.arch).to(device)
-    opt = make_optimizer(recipe.optimizer, model.parameters(), recipe.lr)
+    recipe, model, opt = setup(name, device, channels_last=False)
     loader = DataLoader(
         PerSampleDataset(images, labels), batch_size=recipe.batch_size, shuffle=True
     )
@@ -120,31 +76,28 @@ def baseline_rate(
     run(3)
     rates = []
     for _ in range(repeats):
-        _sync(device)
+        sync(device)
         start = time.perf_counter()
         seen = run(steps)
-        _sync(device)
+        sync(device)
         rates.append(seen / (time.perf_counter() - start))
     return statistics.median(rates)
 
 
 def inference_rate(name: str, device: torch.device, batch: int = 500) -> float:
-    recipe = load_params_for(name).recipe
-    model = build_model(name, recipe.arch).to(device, memory_format=torch.channels_last)
+    _, model, _ = setup(name, device)
     test = to_device(*real_data(10_000, "test"), device)
     predict_logits(model, test, batch)  # warm-up
-    _sync(device)
+    sync(device)
     start = time.perf_counter()
     predict_logits(model, test, batch)
-    _sync(device)
+    sync(device)
     return len(test) / (time.perf_counter() - start)
 
 
 def time_to_accuracy(name: str, target: float, device: torch.device) -> tuple[float | None, float]:
     """Seconds of training (its recipe, full data) until test accuracy >= target."""
-    params = load_params_for(name)
-    torch.manual_seed(0)
-    model = build_model(name, params.recipe.arch).to(device, memory_format=torch.channels_last)
+    recipe, model, _ = setup(name, device)
     train = to_device(*real_data(50_000), device)
     test = to_device(*real_data(10_000, "test"), device)
     reached: list[float] = []
@@ -158,7 +111,7 @@ def time_to_accuracy(name: str, target: float, device: torch.device) -> tuple[fl
 
     fit(
         model,
-        params.recipe,
+        recipe,
         train,
         test,
         torch.Generator(device=device).manual_seed(0),
@@ -172,11 +125,6 @@ def peak_memory_mb(device: torch.device) -> float:
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def main() -> None:
