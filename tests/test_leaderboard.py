@@ -1,0 +1,76 @@
+"""The leaderboard's reading of `dvc exp show --json`, without running DVC."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fmnist.leaderboard import markdown, rows_from_exp_show, write_leaderboard
+
+
+def _rev(model: str, accuracy: float, seconds: float, name: str | None = None) -> dict:
+    return {
+        "rev": f"{abs(hash((model, accuracy, seconds))):040x}"[:40],
+        "name": name,
+        "data": {
+            "params": {
+                "params.yaml": {
+                    "data": {
+                        "model": model,
+                        "models": {
+                            model: {
+                                "optimizer": "adam",
+                                "lr": 0.001,
+                                "batch_size": 32,
+                                "epochs": 10,
+                            }
+                        },
+                    }
+                }
+            },
+            "metrics": {
+                "metrics/metrics.json": {"data": {"test": {"accuracy": accuracy}}},
+                "metrics/train.json": {
+                    "data": {
+                        "train": {
+                            "epochs_run": 10,
+                            "best_epoch": 9,
+                            "seconds": seconds,
+                            "seconds_per_epoch": seconds / 10,
+                            "device": "cpu",
+                        }
+                    }
+                },
+            },
+        },
+    }
+
+
+def test_rows_are_deduplicated_sorted_and_compared_with_reports(tmp_path: Path) -> None:
+    committed = _rev("cnn3", 0.9044, 250.0, name="main")  # an experiment that was committed
+    exp_show = [
+        {**_rev("cnn3", 0.9044, 250.0), "rev": "workspace"},
+        {
+            **committed,
+            "experiments": [
+                {
+                    "revs": [
+                        _rev("cnn3", 0.9044, 250.0, name="zoo-cnn3"),
+                        _rev("cifar-cnn", 0.9081, 500.0, name="zoo-cifar-cnn"),
+                        _rev("fastcnn", 0.9246, 150.0, name="zoo-fastcnn"),
+                    ]
+                }
+            ],
+        },
+        {"rev": "f" * 40, "name": None, "data": {}},  # a commit without results
+    ]
+    rows = rows_from_exp_show(exp_show)
+    assert [r.experiment for r in rows] == ["zoo-fastcnn", "zoo-cifar-cnn", "zoo-cnn3"]
+    cnn3 = rows[2]
+    assert cnn3.reported == 90.65 and cnn3.difference == -0.21
+    cifar = rows[1]
+    assert cifar.reported == 71.13 and cifar.difference is None  # measured on CIFAR-10
+    assert rows[0].reported is None
+    table = markdown(rows)
+    assert "| zoo-cnn3 | cnn3 | adam, lr 0.001, batch 32, 10 ep | 10 (9) | 4m10s |" in table
+    write_leaderboard(rows, tmp_path)
+    assert (tmp_path / "leaderboard.png").read_bytes()[:4] == b"\x89PNG"
