@@ -43,13 +43,15 @@ def real_data(n: int, split: str = "train") -> tuple[np.ndarray, np.ndarray]:
 
 
 def setup(
-    name: str, device: torch.device, channels_last: bool = True
+    name: str, device: torch.device, tuned: bool = True
 ) -> tuple[Recipe, nn.Module, torch.optim.Optimizer]:
-    """Model ``name`` (seeded) on ``device`` with its recipe's optimizer."""
+    """Model ``name`` (seeded) on ``device`` with its recipe's optimizer: as the train
+    stage runs it (``tuned``: rewritten layers, channels_last), or exactly as the
+    reference describes it in the default memory format (the plain baseline)."""
     recipe = load_params_for(name).recipe
     torch.manual_seed(0)
-    fmt = torch.channels_last if channels_last else torch.contiguous_format
-    model = build_model(name, recipe.arch).to(device, memory_format=fmt)
+    fmt = torch.channels_last if tuned else torch.contiguous_format
+    model = build_model(name, recipe.arch, fast=tuned).to(device, memory_format=fmt)
     return recipe, model, make_optimizer(recipe.optimizer, model.parameters(), recipe.lr)
 
 

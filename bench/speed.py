@@ -54,7 +54,7 @@ def baseline_rate(
     repeats: int,
     device: torch.device,
 ) -> float:
-    recipe, model, opt = setup(name, device, channels_last=False)
+    recipe, model, opt = setup(name, device, tuned=False)
     loader = DataLoader(
         PerSampleDataset(images, labels), batch_size=recipe.batch_size, shuffle=True
     )

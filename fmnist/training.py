@@ -39,7 +39,7 @@ def run_training(params: Params) -> dict[str, Any]:
     train, val = (to_device(s.images, s.labels, device) for s in (train_split, val_split))
 
     model = build_model(params.model, params.recipe.arch, spec.shape, len(spec.classes))
-    model_summary = summary(model, spec.shape, params.model)
+    model_summary = reference_summary(params, spec.shape, len(spec.classes))
     if world.is_main:
         print(model_summary, file=sys.stderr)
     model = model.to(device=device, memory_format=_memory_format(device))
@@ -115,6 +115,14 @@ def run_training(params: Params) -> dict[str, Any]:
     }
     write_json(layout.TRAIN_JSON, info)
     return info
+
+
+def reference_summary(params: Params, shape: tuple[int, int, int], classes: int) -> str:
+    """The summary of the layers as the reference describes them (before
+    :func:`~fmnist.models.speedups.speed_up`), built without moving the seeded RNG."""
+    with torch.random.fork_rng(devices=[]):
+        reference = build_model(params.model, params.recipe.arch, shape, classes, fast=False)
+    return summary(reference, shape, params.model)
 
 
 def _memory_format(device: torch.device) -> torch.memory_format:
