@@ -38,7 +38,9 @@ def augment_batch(x: torch.Tensor, aug: Augment, generator: torch.Generator) -> 
     """Return an augmented copy of float images ``x`` (N, C, H, W) in [0, 1]."""
     if not aug.enabled:
         return x
-    if aug.affine:
+    if aug.affine and not (aug.shift or aug.rotation or aug.zoom):
+        x = _random_flip(x, generator)
+    elif aug.affine:
         x = _affine(x, aug, generator)
     if aug.crop_padding:
         x = _random_crop(x, aug.crop_padding, generator)
@@ -49,6 +51,13 @@ def augment_batch(x: torch.Tensor, aug: Augment, generator: torch.Generator) -> 
 
 def _uniform(n: int, generator: torch.Generator, like: torch.Tensor) -> torch.Tensor:
     return torch.rand(n, generator=generator, device=generator.device).to(like.device)
+
+
+def _random_flip(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Each image mirrored left-right with probability 1/2: the same images as the
+    affine path gives for a flip alone, without resampling."""
+    flip = _uniform(x.shape[0], generator, x) < 0.5
+    return torch.where(flip[:, None, None, None], x.flip(-1), x)
 
 
 def _random_crop(x: torch.Tensor, pad: int, generator: torch.Generator) -> torch.Tensor:
