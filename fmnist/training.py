@@ -16,11 +16,13 @@ import torch
 from fmnist import distributed, layout, plots
 from fmnist.atomic import atomic_path, write_json, write_text
 from fmnist.checkpoint import save_checkpoint
+from fmnist.classic import fit_classic
 from fmnist.datasets import DATASETS
 from fmnist.device import describe, seed_everything, select_device, set_threads
 from fmnist.engine import EpochRecord, fit, to_device
 from fmnist.errors import PipelineError
 from fmnist.models import build_model
+from fmnist.models.classic import ClassicModel
 from fmnist.models.summary import keras_param_counts, summary
 from fmnist.params import Params
 from fmnist.prepared import load_split
@@ -39,8 +41,11 @@ def run_training(params: Params) -> dict[str, Any]:
     train, val = (to_device(s.images, s.labels, device) for s in (train_split, val_split))
 
     model = build_model(params.model, params.recipe.arch, spec.shape, len(spec.classes))
-    model_summary = reference_summary(params, spec.shape, len(spec.classes))
-    if world.is_main:
+    classic = isinstance(model, ClassicModel)
+    if classic and world.distributed:
+        raise PipelineError(f"{params.model} is fitted in one process; set train.launcher: python")
+    model_summary = "" if classic else reference_summary(params, spec.shape, len(spec.classes))
+    if world.is_main and model_summary:
         print(model_summary, file=sys.stderr)
     model = model.to(device=device, memory_format=_memory_format(device))
     trained = distributed.wrap(model, world, device)
@@ -55,27 +60,35 @@ def run_training(params: Params) -> dict[str, Any]:
         f"{len(train):,} train / {len(val):,} val images, recipe {_recipe_line(params)}"
     )
     with _LiveLogger(resume=resume is not None, active=world.is_main) as log_epoch:
-        result = fit(
-            trained,
-            params.recipe,
-            train,
-            val,
-            generator,
-            eval_batch_size=params.train.eval_batch_size,
-            on_epoch=log_epoch,
-            num_classes=len(spec.classes),
-            resume=resume,
-            on_checkpoint=(lambda state: save_resume(state, fingerprint))
-            if world.is_main
-            else None,
-            seed=params.train.seed,
-        )
+        if classic:
+            result = fit_classic(model, train_split, val_split, params.train.seed, threads)
+            log_epoch(result.history[0])
+            save_resume({"epoch": 1, "finished": True}, fingerprint)  # nothing to resume
+        else:
+            result = fit(
+                trained,
+                params.recipe,
+                train,
+                val,
+                generator,
+                eval_batch_size=params.train.eval_batch_size,
+                on_epoch=log_epoch,
+                num_classes=len(spec.classes),
+                resume=resume,
+                on_checkpoint=(lambda state: save_resume(state, fingerprint))
+                if world.is_main
+                else None,
+                seed=params.train.seed,
+            )
     distributed.shutdown(world)
     if not world.is_main:
         return {}
     if result.best_epoch == 0:
         raise PipelineError(f"{result.stop_reason}; no checkpoint was kept")
     _log(f"{result.stop_reason}; best val accuracy at epoch {result.best_epoch}")
+    if classic:  # its layer shapes exist only once fitted
+        model_summary = summary(model, spec.shape, params.model)
+        print(model_summary, file=sys.stderr)
 
     trainable, non_trainable = keras_param_counts(model)
     extra = {"recipe": _recipe_dict(params), "best_epoch": result.best_epoch}

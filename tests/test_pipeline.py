@@ -140,6 +140,17 @@ def test_experiment_switches_model_and_diffs_show_it(repo: Path) -> None:
     assert "test.accuracy" in dvc(repo, "metrics", "diff", "--md")
 
 
+def test_classic_baseline_runs_through_the_same_pipeline(repo: Path) -> None:
+    dvc(repo, "exp", "run", "-S", "model=logreg", "-S", "models.logreg.arch.max_iter=20")
+    train = json.loads((repo / "metrics/train.json").read_text())["train"]
+    assert train["model"] == "logreg" and train["epochs_run"] == 1
+    assert train["params"]["total"] == 7850  # 784 x 10 weights + 10 biases, fitted
+    test = json.loads((repo / "metrics/metrics.json").read_text())["test"]
+    assert test["accuracy"] > 0.5  # 1,100 training images: well above chance
+    assert json.loads((repo / "metrics/export.json").read_text())["export"]["onnx_agreement"] == 1
+    assert "Non-trainable params: 7,850" in (repo / "models/summary.txt").read_text()
+
+
 def test_sweep_queues_zoo_models_and_leaderboard_reports_them(repo: Path) -> None:
     out = run(
         repo,
