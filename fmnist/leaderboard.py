@@ -4,7 +4,8 @@
     python -m fmnist.leaderboard --out results
 
 Writes ``leaderboard.md`` (a sorted markdown table), ``leaderboard.png`` (a bar chart,
-measured vs reported) and ``leaderboard.json`` under ``--out``.
+measured vs reported), ``time_to_accuracy.png`` (accuracy against training seconds) and
+``leaderboard.json`` under ``--out``.
 """
 
 from __future__ import annotations
@@ -177,8 +178,64 @@ def bar_chart(rows: list[Row], path: Path) -> None:
     _save(fig, path)
 
 
+def family(row: Row) -> str:
+    """reference (a report's model), classic (the publisher's benchmark) or modern."""
+    reported = REPORTED.get(row.model)
+    if reported is None:
+        return "modern"
+    return "classic" if reported.report == "benchmark" else "reference"
+
+
+FAMILY_COLOURS = {"reference": "tab:blue", "classic": "tab:gray", "modern": "tab:red"}
+BEST_REPORT = 93.38  # cnn2-bn, report A: the figure the modern models must beat
+
+
+def time_to_accuracy_chart(rows: list[Row], path: Path) -> None:
+    """Test accuracy against training seconds, one point per experiment: the models up and
+    to the left dominate. Marker by device (CPU circle, GPU triangle), colour by family."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from fmnist.plots import _save
+
+    fig, ax = plt.subplots(figsize=(8, 5.5))
+    for r in rows:
+        gpu = r.device.startswith(("cuda", "mps"))
+        ax.scatter(
+            max(r.seconds, 0.1),
+            r.test_accuracy,
+            marker="^" if gpu else "o",
+            s=60,
+            color=FAMILY_COLOURS[family(r)],
+            edgecolor="black",
+            linewidth=0.5,
+        )
+        ax.annotate(
+            r.model,
+            (max(r.seconds, 0.1), r.test_accuracy),
+            fontsize=8,
+            xytext=(4, 3),
+            textcoords="offset points",
+        )
+    ax.axhline(BEST_REPORT, color="tab:blue", linestyle="--", linewidth=1)
+    ax.text(ax.get_xlim()[0], BEST_REPORT, " best report (93.38%)", va="bottom", fontsize=8)
+    for name, colour in FAMILY_COLOURS.items():
+        ax.scatter([], [], color=colour, edgecolor="black", label=name)
+    ax.scatter([], [], marker="o", color="white", edgecolor="black", label="CPU")
+    ax.scatter([], [], marker="^", color="white", edgecolor="black", label="GPU")
+    ax.set_xscale("log")
+    ax.set_xlabel("training time (s, log scale)")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title("Time to accuracy: up and to the left is better")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(loc="lower right", fontsize=8)
+    _save(fig, path)
+
+
 def write_leaderboard(rows: list[Row], out: Path) -> None:
-    """leaderboard.md, .png and .json under ``out``."""
+    """leaderboard.md, .png, time_to_accuracy.png and .json under ``out``."""
     header = (
         "# Leaderboard\n\nBuilt by `python -m fmnist.leaderboard` from `dvc exp show --json -A`. "
         "Reported figures come from the original reports (`fmnist/reference.py`). Train "
@@ -190,6 +247,7 @@ def write_leaderboard(rows: list[Row], out: Path) -> None:
     write_json(out / "leaderboard.json", [asdict(r) | {"difference": r.difference} for r in rows])
     if rows:
         bar_chart(rows, out / "leaderboard.png")
+        time_to_accuracy_chart(rows, out / "time_to_accuracy.png")
 
 
 def main() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fmnist.leaderboard import markdown, rows_from_exp_show, write_leaderboard
+from fmnist.leaderboard import family, markdown, rows_from_exp_show, write_leaderboard
 
 
 def _rev(model: str, accuracy: float, seconds: float, name: str | None = None) -> dict:
@@ -74,3 +74,13 @@ def test_rows_are_deduplicated_sorted_and_compared_with_reports(tmp_path: Path) 
     assert "| zoo-cnn3 | cnn3 | adam, lr 0.001, batch 32, 10 ep | 10 (9) | 4m10s |" in table
     write_leaderboard(rows, tmp_path)
     assert (tmp_path / "leaderboard.png").read_bytes()[:4] == b"\x89PNG"
+    assert (tmp_path / "time_to_accuracy.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_families_tell_reference_classic_and_modern_models_apart() -> None:
+    exp_show = [
+        {"rev": "workspace", "data": {}, "experiments": [{"revs": [_rev(m, 0.9, 60, m)]}]}
+        for m in ("cnn2-bn", "svm-rbf-pca", "fastcnn")
+    ]
+    families = {r.model: family(r) for r in rows_from_exp_show(exp_show)}
+    assert families == {"cnn2-bn": "reference", "svm-rbf-pca": "classic", "fastcnn": "modern"}
