@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import subprocess
 import sys
 import time
@@ -44,12 +45,16 @@ def queue(models: list[str], overrides: list[str]) -> None:
         print(f"queued zoo-{name}", flush=True)
 
 
+ACTIVE = re.compile(r"\s(Running|Queued)\s*$")
+
+
 def wait_for_queue(poll: float = 15.0) -> None:
     """Block until no queued or running experiment is left, printing its status."""
     last = ""
     while True:
         status = dvc("queue", "status")
-        active = [line for line in status.splitlines() if " Running " in line or " Queued " in line]
+        # the status is the row's last column: no space after it
+        active = [line for line in status.splitlines() if ACTIVE.search(line)]
         summary = f"{len(active)} experiment(s) queued or running"
         if summary != last:
             print(summary, flush=True)

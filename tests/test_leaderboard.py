@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from fmnist.leaderboard import family, markdown, rows_from_exp_show, write_leaderboard
+from fmnist.sweep import ACTIVE
 
 
 def _rev(model: str, accuracy: float, seconds: float, name: str | None = None) -> dict:
@@ -84,3 +85,15 @@ def test_families_tell_reference_classic_and_modern_models_apart() -> None:
     ]
     families = {r.model: family(r) for r in rows_from_exp_show(exp_show)}
     assert families == {"cnn2-bn": "reference", "svm-rbf-pca": "classic", "fastcnn": "modern"}
+
+
+def test_sweep_sees_queued_and_running_rows_of_dvc_queue_status() -> None:
+    status = (
+        "Task     Name               Created    Status\n"
+        "8eafd1e  zoo-random-forest  08:36 AM   Queued\n"
+        "03fec82  zoo-svm            08:36 AM   Running   \n"
+        "5ab76c8  zoo-logreg         08:36 AM   Success\n"
+        "f8777e8  zoo-Queued-name    07:20 AM   Failed\n"
+    )
+    active = [line for line in status.splitlines() if ACTIVE.search(line)]
+    assert [line.split()[1] for line in active] == ["zoo-random-forest", "zoo-svm"]
