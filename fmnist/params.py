@@ -54,6 +54,7 @@ class Recipe:
     decay_norms: bool = True  # false: no weight decay on biases and norm weights
     label_smoothing: float = 0.0
     ema: float = 0.0  # decay of an exponential moving average of the weights; 0: off
+    tta: bool = False  # evaluate with flip test-time augmentation (needs augment.hflip)
     schedule: str = "none"
     warmup: float = 0.0
     augment: Augment = field(default_factory=Augment)
@@ -206,6 +207,9 @@ def _check_recipe(prefix: str, r: Recipe, problems: list[str]) -> None:
         (0 <= r.augment.zoom < 1, "augment.zoom", r.augment.zoom, "a fraction in [0, 1)"),
     ]
     problems += [f"{prefix}.{k} is {v!r}; use {fix}" for ok, k, v, fix in checks if not ok]
+    if r.tta and not r.augment.hflip:
+        # measured: fastcnn trained without flips fell from 92.63% to 88.74% with flip TTA
+        problems.append(f"{prefix}.tta needs {prefix}.augment.hflip: true (or set tta: false)")
 
 
 def _check_values(

@@ -73,3 +73,8 @@ def test_unknown_keys_are_refused(tmp_path: Path) -> None:
         load_params(_params(tmp_path, model="cnn1", models__cnn1__arch={"dropuot": 0.1}))
     with pytest.raises(PipelineError, match=r"train.epochs is not a known param"):
         load_params(_params(tmp_path, train__epochs=3))
+
+
+def test_flip_tta_without_flip_training_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(PipelineError, match=r"models.cnn1.tta needs models.cnn1.augment.hflip"):
+        load_params(_params(tmp_path, model="cnn1", models__cnn1__tta=True))
