@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import pytest
 import torch
+from test_models import NEURAL
 from torch import nn
 
-from fmnist.models import build_model, list_models
+from fmnist.models import build_model
 from fmnist.models.speedups import FastDropout, speed_up
 
-IMAGE_MODELS = [m for m in list_models() if m not in ("rnn", "bilstm")]
+IMAGE_MODELS = [m for m in NEURAL if m not in ("rnn", "bilstm")]
 
 
 @pytest.mark.parametrize("name", IMAGE_MODELS)

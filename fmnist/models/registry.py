@@ -104,4 +104,4 @@ def _builder(name: str) -> Builder:
 
 def _load_families() -> None:
     """Import the modules that register models (late, to avoid an import cycle)."""
-    from fmnist.models import classic, cnn, fast, recurrent, sequential  # noqa: F401
+    from fmnist.models import classic, cnn, fast, recurrent, resnet, sequential  # noqa: F401
