@@ -57,7 +57,8 @@ def run_training(params: Params) -> dict[str, Any]:
     _log(
         f"training {params.model} on {describe(device)} ({threads} threads"
         f"{f', {world.size} processes' if world.distributed else ''}): "
-        f"{len(train):,} train / {len(val):,} val images, recipe {_recipe_line(params)}"
+        f"{len(train):,} train / {len(val):,} val images, "
+        + (f"scikit-learn, {params.recipe.arch}" if classic else f"recipe {_recipe_line(params)}")
     )
     with _LiveLogger(resume=resume is not None, active=world.is_main) as log_epoch:
         if classic:
