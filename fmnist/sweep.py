@@ -65,6 +65,15 @@ def wait_for_queue(poll: float = 15.0) -> None:
         time.sleep(poll)
 
 
+def share_cores(jobs: int) -> int:
+    """Give each of ``jobs`` queue workers its share of the cores (``FMNIST_THREADS``,
+    inherited by the workers and read by the train stage) unless the user set it: N
+    workers that each take every core fight over them instead of adding up."""
+    if "FMNIST_THREADS" not in os.environ:
+        os.environ["FMNIST_THREADS"] = str(max(1, len(os.sched_getaffinity(0)) // jobs))
+    return int(os.environ["FMNIST_THREADS"])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="Queue zoo models as DVC experiments.")
     parser.add_argument("models", nargs="*", default=list(ZOO), help="default: the whole zoo")
@@ -74,6 +83,7 @@ def main() -> None:
     parser.add_argument("--poll", type=float, default=15.0, help="seconds between status checks")
     args = parser.parse_args()
     queue(args.models, args.set)
+    share_cores(args.jobs)
     dvc("queue", "start", "--jobs", str(args.jobs))
     if not args.no_wait:
         wait_for_queue(args.poll)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from fmnist.leaderboard import family, markdown, rows_from_exp_show, write_leaderboard
-from fmnist.sweep import ACTIVE
+from fmnist.sweep import ACTIVE, share_cores
 
 
 def _rev(model: str, accuracy: float, seconds: float, name: str | None = None) -> dict:
@@ -97,3 +98,11 @@ def test_sweep_sees_queued_and_running_rows_of_dvc_queue_status() -> None:
     )
     active = [line for line in status.splitlines() if ACTIVE.search(line)]
     assert [line.split()[1] for line in active] == ["zoo-random-forest", "zoo-svm"]
+
+
+def test_parallel_workers_each_get_their_share_of_the_cores(monkeypatch) -> None:
+    monkeypatch.delenv("FMNIST_THREADS", raising=False)
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: set(range(8)))
+    assert share_cores(4) == 2 and os.environ["FMNIST_THREADS"] == "2"
+    monkeypatch.setenv("FMNIST_THREADS", "3")  # the user's choice wins
+    assert share_cores(4) == 3
