@@ -59,3 +59,17 @@ def describe(device: torch.device) -> str:
     if device.type == "cuda":
         return f"cuda:{torch.cuda.get_device_name(device)}"
     return device.type
+
+
+def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype for ``precision`` on ``device``, or None for plain fp32.
+
+    ``auto`` uses bf16 only on CUDA GPUs that support it: there it halves memory traffic
+    and uses the tensor cores; CPUs without native bf16 (AVX2-only, like the 2-core
+    machine the CPU figures come from) run it slower than fp32, so ``auto`` keeps fp32.
+    """
+    if precision == "bf16":
+        return torch.bfloat16
+    if precision == "auto" and device.type == "cuda" and torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return None

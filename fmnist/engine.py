@@ -106,6 +106,7 @@ def train_epoch(
     order: torch.Tensor | None = None,
     label_smoothing: float = 0.0,
     ema: AveragedModel | None = None,
+    precision: torch.dtype | None = None,
 ) -> tuple[float, float]:
     """One pass over ``data`` in ``order`` (default: shuffled by ``generator``); returns
     (mean loss, accuracy) measured on the fly, summed over all DDP processes."""
@@ -118,8 +119,9 @@ def train_epoch(
         idx = idx.to(data.labels.device)
         x = augment_batch(scale(data.images[idx]), aug, generator)
         y = data.labels[idx]
-        logits = model(x)
-        loss = F.cross_entropy(logits, y, label_smoothing=label_smoothing)
+        with autocast(x.device, precision):
+            logits = model(x)
+            loss = F.cross_entropy(logits.float(), y, label_smoothing=label_smoothing)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -134,9 +136,18 @@ def train_epoch(
     return loss_sum.item() / len(data), correct.item() / len(data)
 
 
+def autocast(device: torch.device, dtype: torch.dtype | None) -> torch.autocast:
+    """Mixed precision in ``dtype`` (see :func:`fmnist.device.autocast_dtype`), or off."""
+    return torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
+
+
 @torch.inference_mode()
 def predict_logits(
-    model: nn.Module, data: DeviceSplit, batch_size: int, tta: bool = False
+    model: nn.Module,
+    data: DeviceSplit,
+    batch_size: int,
+    tta: bool = False,
+    precision: torch.dtype | None = None,
 ) -> torch.Tensor:
     """Logits for every image of ``data``, in order, in large batches; with ``tta`` the
     mean of the logits of each image and its mirror image."""
@@ -144,14 +155,17 @@ def predict_logits(
     out = []
     for i in range(0, len(data), batch_size):
         x = scale(data.images[i : i + batch_size])
-        logits = model(x)
-        out.append((logits + model(x.flip(-1))) / 2 if tta else logits)
+        with autocast(x.device, precision):
+            logits = model(x).float()
+            out.append((logits + model(x.flip(-1)).float()) / 2 if tta else logits)
     return torch.cat(out).float()
 
 
-def evaluate(model: nn.Module, data: DeviceSplit, batch_size: int) -> tuple[float, float]:
+def evaluate(
+    model: nn.Module, data: DeviceSplit, batch_size: int, precision: torch.dtype | None = None
+) -> tuple[float, float]:
     """(mean cross-entropy loss, accuracy) of ``model`` on ``data``."""
-    logits = predict_logits(model, data, batch_size)
+    logits = predict_logits(model, data, batch_size, precision=precision)
     loss = F.cross_entropy(logits, data.labels).item()
     accuracy = (logits.argmax(1) == data.labels).float().mean().item()
     return loss, accuracy
@@ -169,6 +183,7 @@ def fit(
     resume: dict[str, Any] | None = None,
     on_checkpoint: Callable[[dict[str, Any]], None] | None = None,
     seed: int = 0,
+    precision: torch.dtype | None = None,
 ) -> FitResult:
     """Train ``model`` with ``recipe``; keep the weights of the best validation epoch.
 
@@ -178,7 +193,7 @@ def fit(
     ``on_checkpoint`` receives the whole training state; passing such a state back as
     ``resume`` continues from the next epoch exactly as if never interrupted (RNG states
     included, so bitwise on CPU). ``seed`` fixes each epoch's shuffle (:func:`epoch_order`);
-    ``generator`` drives augmentation.
+    ``generator`` drives augmentation; ``precision`` is the autocast dtype (None: fp32).
     """
     optimizer = make_optimizer(
         recipe.optimizer,
@@ -215,9 +230,10 @@ def fit(
                 order,
                 recipe.label_smoothing,
                 ema,
+                precision,
             )
         distributed.sync_buffers(model)
-        val_loss, val_acc = evaluate(_evaluated(model, ema), val, eval_batch_size)
+        val_loss, val_acc = evaluate(_evaluated(model, ema), val, eval_batch_size, precision)
         record = EpochRecord(
             epoch, train_loss, train_acc, val_loss, val_acc, time.perf_counter() - start
         )

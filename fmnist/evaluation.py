@@ -18,7 +18,7 @@ from sklearn.metrics import confusion_matrix as sk_confusion
 from fmnist import layout, plots
 from fmnist.atomic import atomic_path, write_json
 from fmnist.checkpoint import load_checkpoint
-from fmnist.device import select_device
+from fmnist.device import autocast_dtype, select_device
 from fmnist.engine import predict_logits, to_device
 from fmnist.params import Params
 from fmnist.prepared import load_split
@@ -33,7 +33,8 @@ def run_evaluation(params: Params) -> dict[str, Any]:
     data = to_device(test.images, test.labels, device)
     # flip TTA: asked for here, or part of the model's recipe (saved in its checkpoint)
     tta = params.evaluate.tta or bool(meta["extra"].get("recipe", {}).get("tta"))
-    logits = predict_logits(model, data, params.evaluate.batch_size, tta)
+    precision = autocast_dtype(params.train.precision, device)
+    logits = predict_logits(model, data, params.evaluate.batch_size, tta, precision)
     loss = F.cross_entropy(logits, data.labels).item()
     probs = torch.softmax(logits, 1).cpu().numpy()
     predicted = probs.argmax(1)

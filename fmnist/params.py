@@ -21,6 +21,7 @@ from fmnist.optim import OPTIMIZERS, SCHEDULES
 from fmnist.sources import SOURCES
 
 LAUNCHERS = ("python", "torchrun")
+PRECISIONS = ("auto", "fp32", "bf16")
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,7 @@ class TrainParams:
     resume: bool = True
     launcher: str = "python"
     nproc: int = 2
+    precision: str = "auto"  # auto: bf16 autocast on a CUDA GPU that has it, else fp32
 
 
 @dataclass(frozen=True)
@@ -223,6 +225,8 @@ def _check_values(
         problems.append(f"data.dataset is {data.dataset!r}; valid: {', '.join(DATASETS)}")
     if data.source not in SOURCES:
         problems.append(f"data.source is {data.source!r}; valid: {', '.join(SOURCES)}")
+    if train.precision not in PRECISIONS:
+        problems.append(f"train.precision is {train.precision!r}; valid: {', '.join(PRECISIONS)}")
     if train.launcher not in LAUNCHERS:
         problems.append(f"train.launcher is {train.launcher!r}; valid: {', '.join(LAUNCHERS)}")
     if train.device not in DEVICES:

@@ -18,7 +18,13 @@ from fmnist.atomic import atomic_path, write_json, write_text
 from fmnist.checkpoint import save_checkpoint
 from fmnist.classic import fit_classic
 from fmnist.datasets import DATASETS
-from fmnist.device import describe, seed_everything, select_device, set_threads
+from fmnist.device import (
+    autocast_dtype,
+    describe,
+    seed_everything,
+    select_device,
+    set_threads,
+)
 from fmnist.engine import EpochRecord, fit, to_device
 from fmnist.errors import PipelineError
 from fmnist.models import build_model
@@ -51,6 +57,7 @@ def run_training(params: Params) -> dict[str, Any]:
     trained = distributed.wrap(model, world, device)
     # augmentation differs per process; the shuffle order (seed) is shared by all
     generator = torch.Generator(device=device).manual_seed(params.train.seed + world.rank)
+    precision = autocast_dtype(params.train.precision, device)
     fingerprint = run_fingerprint(params, device)
     resume = load_resume(fingerprint) if params.train.resume else None
 
@@ -80,6 +87,7 @@ def run_training(params: Params) -> dict[str, Any]:
                 if world.is_main
                 else None,
                 seed=params.train.seed,
+                precision=precision,
             )
     distributed.shutdown(world)
     if not world.is_main:
@@ -110,6 +118,7 @@ def run_training(params: Params) -> dict[str, Any]:
         "train": {
             "model": params.model,
             "device": describe(device),
+            "precision": "bf16" if precision == torch.bfloat16 else "fp32",
             "threads": threads,
             "processes": world.size,
             "epochs_run": len(history),
@@ -164,6 +173,7 @@ def run_fingerprint(params: Params, device: torch.device) -> str:
         "recipe": _recipe_dict(params),
         "seed": params.train.seed,
         "device": device.type,
+        "precision": params.train.precision,
         "dataset": params.data.dataset,
     }
     digest.update(json.dumps(key, sort_keys=True).encode())

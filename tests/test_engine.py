@@ -8,7 +8,7 @@ from conftest import synthetic_split
 
 from fmnist.augment import Augment, augment_batch
 from fmnist.device import seed_everything
-from fmnist.engine import DeviceSplit, fit, scale, to_device, train_epoch
+from fmnist.engine import DeviceSplit, fit, predict_logits, scale, to_device, train_epoch
 from fmnist.models import build_model
 from fmnist.optim import OPTIMIZERS, make_optimizer
 from fmnist.params import Recipe
@@ -161,7 +161,6 @@ def test_ema_weights_are_the_ones_kept() -> None:
 
 
 def test_flip_tta_averages_an_image_and_its_mirror() -> None:
-    from fmnist.engine import predict_logits
 
     model = build_model("cnn1").eval()
     data = _learnable(8, 0)
@@ -179,3 +178,22 @@ def test_flip_alone_mirrors_about_half_the_images_exactly() -> None:
     mirrored = (out == x.flip(-1)).flatten(1).all(1)
     assert bool((same | mirrored).all())
     assert 70 < int(mirrored.sum()) < 130
+
+
+def test_precision_auto_is_fp32_on_cpu_and_bf16_trains_when_asked() -> None:
+    from fmnist.device import autocast_dtype
+
+    assert autocast_dtype("auto", CPU) is None and autocast_dtype("fp32", CPU) is None
+    assert autocast_dtype("bf16", CPU) is torch.bfloat16
+    seed_everything(0)
+    model = build_model("cnn1", {"dropout": 0.0})
+    data = _learnable(64, 0)
+    optimizer = make_optimizer("adam", model.parameters(), 1e-3)
+    generator = torch.Generator().manual_seed(0)
+    losses = [
+        train_epoch(model, optimizer, data, 16, Augment(), generator, precision=torch.bfloat16)[0]
+        for _ in range(4)
+    ]
+    assert losses[-1] < losses[0]
+    logits = predict_logits(model, data, 32, precision=torch.bfloat16)
+    assert logits.dtype == torch.float32 and torch.isfinite(logits).all()
