@@ -106,3 +106,27 @@ def test_parallel_workers_each_get_their_share_of_the_cores(monkeypatch) -> None
     assert share_cores(4) == 2 and os.environ["FMNIST_THREADS"] == "2"
     monkeypatch.setenv("FMNIST_THREADS", "3")  # the user's choice wins
     assert share_cores(4) == 3
+
+
+def test_revisions_whose_metrics_came_from_other_params_are_left_out() -> None:
+    failed = _rev("bilstm", 0.9246, 152, "zoo-bilstm")  # failed: its baseline's metrics
+    failed["data"]["metrics"]["metrics/train.json"]["data"]["train"]["model"] = "fastcnn"
+    stale = _rev("cnn1", 0.9, 60, "stale")  # recipe changed to 10 epochs, not rerun
+    stale["data"]["metrics"]["metrics/train.json"]["data"]["train"]["max_epochs"] = 8
+    good = _rev("cnn3", 0.9044, 250, "zoo-cnn3")
+    good["data"]["metrics"]["metrics/train.json"]["data"]["train"]["max_epochs"] = 10
+    exp_show = [{"rev": "workspace", "data": {}, "experiments": [{"revs": [failed, stale, good]}]}]
+    assert [r.experiment for r in rows_from_exp_show(exp_show)] == ["zoo-cnn3"]
+
+
+def test_classic_rows_describe_their_options_and_cite_the_benchmark() -> None:
+    rev = _rev("svm-rbf-pca", 0.8999, 44, "zoo-svm-rbf-pca")
+    rev["data"]["params"]["params.yaml"]["data"]["models"]["svm-rbf-pca"] = {
+        "arch": {"components": 100, "C": 10.0},
+        "epochs": 1,
+    }
+    (row,) = rows_from_exp_show(
+        [{"rev": "workspace", "data": {}, "experiments": [{"revs": [rev]}]}]
+    )
+    assert row.recipe == "scikit-learn (components 100, C 10.0)"
+    assert row.note.startswith("publisher's benchmark") and row.difference == 0.29
