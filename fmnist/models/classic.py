@@ -112,9 +112,14 @@ class RbfSvm(ClassicModel):
         super().__init__()
         self.options = options
         self._empty(
-            "pca_mean", "pca_components", "support_vectors", "dual_coef", "intercept", "gamma"
+            "pca_mean",
+            "pca_components",
+            "support_vectors",
+            "dual_coef",
+            "intercept",
+            "gamma",
+            "n_support",
         )
-        self._empty("n_support")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self._check_fitted()
