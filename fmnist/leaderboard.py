@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -39,6 +40,7 @@ class Row:
     reported: float | None  # percent, from the model's report
     note: str = ""
     comparable: bool = True
+    seed: int | None = None
 
     @property
     def difference(self) -> float | None:
@@ -103,6 +105,7 @@ def _row(name: str, data: dict[str, Any]) -> Row | None:
         reported=reported.accuracy if reported else None,
         note=_note(reported),
         comparable=reported.comparable if reported else True,
+        seed=(params.get("train") or {}).get("seed"),
     )
 
 
@@ -115,6 +118,63 @@ def _same_run(train: dict[str, Any], model: str, recipe: dict[str, Any]) -> bool
         if key in recipe and train_key in train:
             recorded[train_key] = recipe[key]
     return all(train.get(k, v) == v for k, v in recorded.items())
+
+
+@dataclass(frozen=True)
+class SeedSummary:
+    """One recipe run with several seeds: what a user can expect, not a lucky draw."""
+
+    model: str
+    recipe: str
+    device: str
+    seeds: tuple[int, ...]
+    mean: float  # percent
+    std: float  # sample standard deviation, percent points
+    low: float
+    high: float
+    mean_seconds: float
+
+
+def seed_summaries(rows: list[Row]) -> list[SeedSummary]:
+    """Mean and spread of test accuracy for each recipe trained with two or more seeds."""
+    groups: dict[tuple[str, str, str], dict[int, Row]] = {}
+    for r in rows:
+        if r.seed is not None:
+            groups.setdefault((r.model, r.recipe, r.device), {}).setdefault(r.seed, r)
+    summaries = []
+    for (model, recipe, device), by_seed in groups.items():
+        if len(by_seed) < 2:
+            continue
+        accuracies = [r.test_accuracy for r in by_seed.values()]
+        summaries.append(
+            SeedSummary(
+                model=model,
+                recipe=recipe,
+                device=device,
+                seeds=tuple(sorted(by_seed)),
+                mean=round(statistics.mean(accuracies), 2),
+                std=round(statistics.stdev(accuracies), 2),
+                low=min(accuracies),
+                high=max(accuracies),
+                mean_seconds=statistics.mean(r.seconds for r in by_seed.values()),
+            )
+        )
+    return sorted(summaries, key=lambda s: -s.mean)
+
+
+def seeds_markdown(summaries: list[SeedSummary]) -> str:
+    """The seed summaries as a markdown table."""
+    lines = [
+        "| model | recipe | device | seeds | test acc. % mean ± sd | min – max | mean train time |",
+        "|---|---|---|---|---:|---:|---:|",
+    ]
+    for s in summaries:
+        lines.append(
+            f"| {s.model} | {s.recipe} | {s.device} | {', '.join(map(str, s.seeds))} "
+            f"| {s.mean:.2f} ± {s.std:.2f} | {s.low:.2f} – {s.high:.2f} "
+            f"| {_duration(s.mean_seconds)} |"
+        )
+    return "\n".join(lines) + "\n"
 
 
 def _note(reported: Any) -> str:
@@ -273,8 +333,22 @@ def write_leaderboard(rows: list[Row], out: Path) -> None:
         "are slower than [epoch_seconds.md](epoch_seconds.md) (seconds per epoch of every "
         "model measured alone).\n\n"
     )
-    write_text(out / "leaderboard.md", header + markdown(rows))
-    write_json(out / "leaderboard.json", [asdict(r) | {"difference": r.difference} for r in rows])
+    summaries = seed_summaries(rows)
+    seeds = (
+        "\n## Over seeds\n\nRecipes trained with several `train.seed` values: the mean is "
+        "what to expect from one run, the spread how much a single figure can mislead.\n\n"
+        + seeds_markdown(summaries)
+        if summaries
+        else ""
+    )
+    write_text(out / "leaderboard.md", header + markdown(rows) + seeds)
+    write_json(
+        out / "leaderboard.json",
+        {
+            "rows": [asdict(r) | {"difference": r.difference} for r in rows],
+            "seeds": [asdict(s) for s in summaries],
+        },
+    )
     if rows:
         bar_chart(rows, out / "leaderboard.png")
         time_to_accuracy_chart(rows, out / "time_to_accuracy.png")

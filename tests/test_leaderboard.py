@@ -5,11 +5,19 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from fmnist.leaderboard import family, markdown, rows_from_exp_show, write_leaderboard
+from fmnist.leaderboard import (
+    family,
+    markdown,
+    rows_from_exp_show,
+    seed_summaries,
+    write_leaderboard,
+)
 from fmnist.sweep import ACTIVE, share_cores
 
 
-def _rev(model: str, accuracy: float, seconds: float, name: str | None = None) -> dict:
+def _rev(
+    model: str, accuracy: float, seconds: float, name: str | None = None, seed: int = 42
+) -> dict:
     return {
         "rev": f"{abs(hash((model, accuracy, seconds))):040x}"[:40],
         "name": name,
@@ -18,6 +26,7 @@ def _rev(model: str, accuracy: float, seconds: float, name: str | None = None) -
                 "params.yaml": {
                     "data": {
                         "model": model,
+                        "train": {"seed": seed},
                         "models": {
                             model: {
                                 "optimizer": "adam",
@@ -130,3 +139,21 @@ def test_classic_rows_describe_their_options_and_cite_the_benchmark() -> None:
     )
     assert row.recipe == "scikit-learn (components 100, C 10.0)"
     assert row.note.startswith("publisher's benchmark") and row.difference == 0.29
+
+
+def test_recipes_run_with_several_seeds_get_a_mean_and_spread(tmp_path: Path) -> None:
+    revs = [
+        _rev("fastcnn", 0.9334, 150.0, name="main", seed=42),
+        _rev("fastcnn", 0.9314, 160.0, name="seed1", seed=1),
+        _rev("fastcnn", 0.9324, 170.0, name="seed2", seed=2),
+        _rev("fastcnn", 0.9324, 171.0, name="seed2-again", seed=2),  # a seed counts once
+        _rev("cnn3", 0.9044, 250.0, name="zoo-cnn3"),  # one seed: no summary
+    ]
+    rows = rows_from_exp_show([{"rev": "a" * 40, "experiments": [{"revs": revs}]}])
+    (summary,) = seed_summaries(rows)
+    assert summary.model == "fastcnn" and summary.seeds == (1, 2, 42)
+    assert summary.mean == 93.24 and summary.std == 0.1
+    assert (summary.low, summary.high) == (93.14, 93.34)
+    write_leaderboard(rows, tmp_path)
+    table = (tmp_path / "leaderboard.md").read_text()
+    assert "| fastcnn | adam, lr 0.001, batch 32, 10 ep | cpu | 1, 2, 42 | 93.24 ± 0.10 |" in table
