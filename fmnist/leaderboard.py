@@ -164,16 +164,37 @@ def seed_summaries(rows: list[Row]) -> list[SeedSummary]:
 
 def seeds_markdown(summaries: list[SeedSummary]) -> str:
     """The seed summaries as a markdown table."""
-    lines = [
-        "| model | recipe | device | seeds | test acc. % mean ± sd | min – max | mean train time |",
-        "|---|---|---|---|---:|---:|---:|",
-    ]
-    for s in summaries:
-        lines.append(
-            f"| {s.model} | {s.recipe} | {s.device} | {', '.join(map(str, s.seeds))} "
-            f"| {s.mean:.2f} ± {s.std:.2f} | {s.low:.2f} – {s.high:.2f} "
-            f"| {_duration(s.mean_seconds)} |"
-        )
+    return _table(
+        [
+            "model",
+            "recipe",
+            "device",
+            "seeds",
+            "test acc. % mean ± sd",
+            "min – max",
+            "mean train time",
+        ],
+        "llllrrr",
+        [
+            [
+                s.model,
+                s.recipe,
+                s.device,
+                ", ".join(map(str, s.seeds)),
+                f"{s.mean:.2f} ± {s.std:.2f}",
+                f"{s.low:.2f} – {s.high:.2f}",
+                _duration(s.mean_seconds),
+            ]
+            for s in summaries
+        ],
+    )
+
+
+def _table(header: list[str], align: str, cells: list[list[str]]) -> str:
+    """A markdown table; ``align`` holds one letter a column: l (text) or r (figures)."""
+    rule = {"l": "---|", "r": "---:|"}
+    lines = ["| " + " | ".join(header) + " |", "|" + "".join(rule[a] for a in align)]
+    lines += ["| " + " | ".join(row) + " |" for row in cells]
     return "\n".join(lines) + "\n"
 
 
@@ -207,20 +228,40 @@ def _describe(recipe: dict[str, Any]) -> str:
 
 def markdown(rows: list[Row]) -> str:
     """The leaderboard as a markdown table, best test accuracy first."""
-    lines = [
-        "| # | experiment | model | recipe | epochs run (best) | train time | s/epoch | device "
-        "| test acc. % | reported % | difference | about the reported figure |",
-        "|---:|---|---|---|---:|---:|---:|---|---:|---:|---:|---|",
-    ]
-    for i, r in enumerate(rows, 1):
-        reported = "" if r.reported is None else f"{r.reported:.2f}"
-        diff = "" if r.difference is None else f"{r.difference:+.2f}"
-        lines.append(
-            f"| {i} | {r.experiment} | {r.model} | {r.recipe} | {r.epochs_run} ({r.best_epoch}) "
-            f"| {_duration(r.seconds)} | {r.seconds_per_epoch:.1f} | {r.device} "
-            f"| {r.test_accuracy:.2f} | {reported} | {diff} | {r.note} |"
-        )
-    return "\n".join(lines) + "\n"
+    return _table(
+        [
+            "#",
+            "experiment",
+            "model",
+            "recipe",
+            "epochs run (best)",
+            "train time",
+            "s/epoch",
+            "device",
+            "test acc. %",
+            "reported %",
+            "difference",
+            "about the reported figure",
+        ],
+        "rlllrrrlrrrl",
+        [
+            [
+                str(i),
+                r.experiment,
+                r.model,
+                r.recipe,
+                f"{r.epochs_run} ({r.best_epoch})",
+                _duration(r.seconds),
+                f"{r.seconds_per_epoch:.1f}",
+                r.device,
+                f"{r.test_accuracy:.2f}",
+                "" if r.reported is None else f"{r.reported:.2f}",
+                "" if r.difference is None else f"{r.difference:+.2f}",
+                r.note,
+            ]
+            for i, r in enumerate(rows, 1)
+        ],
+    )
 
 
 def _duration(seconds: float) -> str:
