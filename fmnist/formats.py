@@ -79,13 +79,16 @@ def _check_magic(head: bytes, path: Path) -> None:
 
 
 def _payload_size(code: int, dims: tuple[int, ...], path: Path) -> int:
-    count = 1
+    """Data bytes the header promises. The nonzero dimensions are bounded too: an empty
+    array whose other dimensions multiply past memory is as corrupt as a huge one (and
+    numpy refuses to shape it)."""
+    itemsize = IDX_DTYPES[code].itemsize
+    span = itemsize
     for d in dims:
-        count *= d
-    size = count * IDX_DTYPES[code].itemsize
-    if size > MAX_IDX_BYTES:
-        raise FormatError(f"{path}: IDX header claims {size} bytes (dims {dims}); file is corrupt")
-    return size
+        span *= max(d, 1)
+    if span > MAX_IDX_BYTES:
+        raise FormatError(f"{path}: IDX header claims {span} bytes (dims {dims}); file is corrupt")
+    return span if all(dims) else 0
 
 
 def parse_idx(data: bytes, name: str = "<bytes>") -> np.ndarray:

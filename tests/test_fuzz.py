@@ -12,6 +12,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -63,6 +64,13 @@ def test_forged_header_is_refused_without_allocating(ndim: int, big: int) -> Non
         assert "claims" in str(exc) or "promises" in str(exc)
     else:
         raise AssertionError("a forged header was accepted")
+
+
+def test_empty_array_with_absurd_dimensions_is_refused() -> None:
+    """Found by the fuzz test: a zero dimension made the size 0, numpy then refused the rest."""
+    data = b"\x00\x00\x08\x04" + struct.pack(">4I", 0, 2, 0x52000000, 0xC7CE0C7D)
+    with pytest.raises(FormatError, match="claims"):
+        formats.read_idx(_write(data, "empty.idx"))
 
 
 @st.composite
