@@ -185,7 +185,9 @@ def fit(
     seed: int = 0,
     precision: torch.dtype | None = None,
 ) -> FitResult:
-    """Train ``model`` with ``recipe``; keep the weights of the best validation epoch.
+    """Train ``model`` with ``recipe``; keep the weights of the best validation epoch,
+    or of the last epoch when ``recipe.train_on`` says ``val`` is part of ``train``
+    (a validation split the model learnt from cannot pick among its epochs).
 
     Stops early after ``recipe.patience`` epochs without a better validation accuracy
     (0: never), and at once when training diverges (a non-finite loss, or validation
@@ -211,6 +213,7 @@ def fit(
         recipe.schedule, optimizer, recipe.lr, steps * recipe.epochs, recipe.warmup
     )
     result = FitResult(best_state=_snapshot(model), best_epoch=0)
+    keep_last = recipe.train_on != "train"
     first_epoch = 1
     if resume is not None:
         first_epoch = restore_state(resume, model, optimizer, scheduler, generator, result, ema)
@@ -239,7 +242,9 @@ def fit(
         )
         result.history.append(record)
         on_epoch(record)
-        stop = _update(result, record, _evaluated(model, ema), recipe.patience, num_classes)
+        stop = _update(
+            result, record, _evaluated(model, ema), recipe.patience, num_classes, keep_last
+        )
         if on_checkpoint is not None:
             state = training_state(epoch, model, optimizer, scheduler, generator, result, ema)
             on_checkpoint(state | {"finished": bool(stop) or epoch == recipe.epochs})
@@ -263,13 +268,19 @@ def _evaluated(model: nn.Module, ema: AveragedModel | None) -> nn.Module:
 
 
 def _update(
-    result: FitResult, record: EpochRecord, model: nn.Module, patience: int, num_classes: int
+    result: FitResult,
+    record: EpochRecord,
+    model: nn.Module,
+    patience: int,
+    num_classes: int,
+    keep_last: bool = False,
 ) -> str:
-    """Keep the best weights; return why training must stop now, or ''."""
+    """Keep the best (or, with ``keep_last``, the latest) weights; return why training
+    must stop now, or ''."""
     diverged = _divergence(record, result.best_accuracy, num_classes)
     if diverged:
         return diverged
-    if record.val_accuracy > result.best_accuracy:
+    if keep_last or record.val_accuracy > result.best_accuracy:
         result.best_accuracy, result.best_epoch = record.val_accuracy, record.epoch
         result.best_state = _snapshot(model)
     elif patience and record.epoch - result.best_epoch >= patience:

@@ -21,6 +21,7 @@ from fmnist.optim import OPTIMIZERS, SCHEDULES
 from fmnist.sources import SOURCES
 
 LAUNCHERS = ("python", "torchrun")
+TRAIN_ON = ("train", "train+val")
 PRECISIONS = ("auto", "fp32", "bf16")
 
 
@@ -58,6 +59,9 @@ class Recipe:
     tta: bool = False  # evaluate with flip test-time augmentation (needs augment.hflip)
     schedule: str = "none"
     warmup: float = 0.0
+    # "train+val": also learn from the validation split, for a recipe whose schedule is
+    # fixed in advance; nothing is held out, so the last epoch is kept (no selection)
+    train_on: str = "train"
     augment: Augment = field(default_factory=Augment)
     arch: dict[str, Any] = field(default_factory=dict)
 
@@ -187,6 +191,13 @@ def _check_recipe(prefix: str, r: Recipe, problems: list[str]) -> None:
         problems.append(f"{prefix}.optimizer is {r.optimizer!r}; valid: {', '.join(OPTIMIZERS)}")
     if r.schedule not in SCHEDULES:
         problems.append(f"{prefix}.schedule is {r.schedule!r}; valid: {', '.join(SCHEDULES)}")
+    if r.train_on not in TRAIN_ON:
+        problems.append(f"{prefix}.train_on is {r.train_on!r}; valid: {', '.join(TRAIN_ON)}")
+    elif r.train_on != "train" and r.patience:
+        problems.append(
+            f"{prefix}.patience needs held-out validation images; with train_on: "
+            f"{r.train_on} set patience: 0 (or train_on: train)"
+        )
     checks = [
         (0 <= r.warmup < 1, "warmup", r.warmup, "a fraction of the steps in [0, 1)"),
         (r.lr > 0, "lr", r.lr, "a positive learning rate, e.g. 0.001"),

@@ -34,6 +34,12 @@ class Split:
     def __len__(self) -> int:
         return len(self.labels)
 
+    def __add__(self, other: Split) -> Split:
+        """Both splits' images, this one's first (for training on train + val)."""
+        return Split(
+            np.concatenate([self.images, other.images]), np.concatenate([self.labels, other.labels])
+        )
+
 
 def read_raw(spec: DatasetSpec, raw: Path) -> tuple[dict[str, Split], str]:
     """Read the published train and test sets from ``raw`` (IDX or Kaggle CSV form)."""

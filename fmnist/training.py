@@ -44,6 +44,9 @@ def run_training(params: Params) -> dict[str, Any]:
     device = distributed.init(world, select_device(params.train.device))
     seed_everything(params.train.seed + world.rank)  # dropout differs per process
     train_split, val_split = (load_split(layout.split_path(s)) for s in ("train", "val"))
+    held_out = params.recipe.train_on == "train"
+    if not held_out:
+        train_split = train_split + val_split
     train, val = (to_device(s.images, s.labels, device) for s in (train_split, val_split))
 
     model = build_model(params.model, params.recipe.arch, spec.shape, len(spec.classes))
@@ -64,7 +67,8 @@ def run_training(params: Params) -> dict[str, Any]:
     _log(
         f"training {params.model} on {describe(device)} ({threads} threads"
         f"{f', {world.size} processes' if world.distributed else ''}): "
-        f"{len(train):,} train / {len(val):,} val images, "
+        f"{len(train):,} train / {len(val):,} val images"
+        f"{'' if held_out else ' (learnt from too: the last epoch is kept)'}, "
         + (f"scikit-learn, {params.recipe.arch}" if classic else f"recipe {_recipe_line(params)}")
     )
     with _LiveLogger(resume=resume is not None, active=world.is_main) as log_epoch:
@@ -94,7 +98,10 @@ def run_training(params: Params) -> dict[str, Any]:
         return {}
     if result.best_epoch == 0:
         raise PipelineError(f"{result.stop_reason}; no checkpoint was kept")
-    _log(f"{result.stop_reason}; best val accuracy at epoch {result.best_epoch}")
+    _log(
+        f"{result.stop_reason}; "
+        + (f"best val accuracy at epoch {result.best_epoch}" if held_out else "last epoch kept")
+    )
     if classic:  # its layer shapes exist only once fitted
         model_summary = summary(model, spec.shape, params.model)
         print(model_summary, file=sys.stderr)
@@ -130,6 +137,8 @@ def run_training(params: Params) -> dict[str, Any]:
             "max_epochs": params.recipe.epochs,
             "best_epoch": result.best_epoch,
             "best_val_accuracy": round(max(h["val_accuracy"] for h in history), 6),
+            "train_images": len(train),
+            "val_held_out": held_out,  # false: val was trained on, its accuracy is no estimate
             "stop_reason": result.stop_reason,
             "seconds": round(seconds, 2),
             "seconds_per_epoch": round(seconds / len(history), 3),

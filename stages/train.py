@@ -20,10 +20,12 @@ def main() -> None:
     if not result:
         return  # a DDP process other than rank 0
     info = result["train"]
-    print(
-        f"{layout.MODEL}: {info['model']}, best val accuracy {info['best_val_accuracy']:.4f} "
-        f"(epoch {info['best_epoch']}), {info['seconds']:.0f}s on {info['device']}"
+    kept = (
+        f"best val accuracy {info['best_val_accuracy']:.4f} (epoch {info['best_epoch']})"
+        if info["val_held_out"]
+        else f"epoch {info['best_epoch']} of train+val"
     )
+    print(f"{layout.MODEL}: {info['model']}, {kept}, {info['seconds']:.0f}s on {info['device']}")
 
 
 if __name__ == "__main__":

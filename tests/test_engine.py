@@ -78,6 +78,15 @@ def test_fit_keeps_the_best_epoch_and_learns() -> None:
     assert max(accuracies) > 0.3  # well above chance (0.1) on learnable data
 
 
+def test_training_on_train_and_val_keeps_the_last_epoch() -> None:
+    # val accuracy dips in some epochs; a split it learnt from cannot pick among them
+    result = _fit(0, Recipe(epochs=4, batch_size=32, lr=0.03, train_on="train+val"))
+    best = _fit(0, Recipe(epochs=4, batch_size=32, lr=0.03))
+    assert [r.val_loss for r in result.history] == [r.val_loss for r in best.history]
+    assert best.best_epoch < 4 and result.best_epoch == 4  # (epoch 4 dips with this lr)
+    assert result.best_accuracy == result.history[-1].val_accuracy
+
+
 def test_early_stopping_stops_after_patience() -> None:
     # lr so small nothing improves after the first epoch
     result = _fit(0, Recipe(epochs=20, batch_size=64, lr=1e-9, patience=2))

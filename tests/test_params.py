@@ -78,3 +78,16 @@ def test_unknown_keys_are_refused(tmp_path: Path) -> None:
 def test_flip_tta_without_flip_training_is_refused(tmp_path: Path) -> None:
     with pytest.raises(PipelineError, match=r"models.cnn1.tta needs models.cnn1.augment.hflip"):
         load_params(_params(tmp_path, model="cnn1", models__cnn1__tta=True))
+
+
+def test_train_on_names_its_choices_and_needs_no_early_stopping(tmp_path: Path) -> None:
+    with pytest.raises(PipelineError, match=r"models.cnn1.train_on is 'all'; valid: train, train"):
+        load_params(_params(tmp_path, model="cnn1", models__cnn1__train_on="all"))
+    with pytest.raises(PipelineError, match=r"models.cnn1.patience needs held-out validation"):
+        load_params(
+            _params(
+                tmp_path, model="cnn1", models__cnn1__train_on="train+val", models__cnn1__patience=5
+            )
+        )
+    params = load_params(_params(tmp_path, model="cnn1", models__cnn1__train_on="train+val"))
+    assert params.recipe.train_on == "train+val"

@@ -80,6 +80,9 @@ def test_repro_builds_model_metrics_and_plots(repo: Path) -> None:
     assert test["macro_avg"]["support"] == 200
     train = json.loads((repo / "metrics/train.json").read_text())["train"]
     assert train["device"] == "cpu" and train["epochs_run"] == 2
+    # the default recipe learns from train + val and keeps its last epoch
+    assert train["train_images"] == 1100 and not train["val_held_out"]
+    assert train["best_epoch"] == 2
     data = json.loads((repo / "metrics/data.json").read_text())["data"]
     assert data["train"]["count"] == 1000 and data["val"]["count"] == 100
     assert data["train"]["dtype"] == "uint8" and data["train"]["per_class"]["Bag"] == 100
@@ -133,7 +136,8 @@ def test_experiment_switches_model_and_diffs_show_it(repo: Path) -> None:
     run(repo, "git", "add", "-A")
     run(repo, "git", "commit", "-qm", "baseline")
     dvc(repo, "exp", "run", "-S", "model=cnn1", "-S", "models.cnn1.epochs=1")
-    assert json.loads((repo / "metrics/train.json").read_text())["train"]["model"] == "cnn1"
+    train = json.loads((repo / "metrics/train.json").read_text())["train"]
+    assert train["model"] == "cnn1" and train["train_images"] == 1000 and train["val_held_out"]
     table = dvc(repo, "exp", "show", "--md", "--no-pager")
     assert "cnn1" in table and "fastcnn" in table and "test.accuracy" in table
     assert "model" in dvc(repo, "params", "diff")
