@@ -219,6 +219,8 @@ def _describe(recipe: dict[str, Any]) -> str:
     ]
     if recipe.get("schedule", "none") != "none":
         parts.append(str(recipe["schedule"]))
+    if recipe.get("train_on", "train") != "train":
+        parts.append(f"on {recipe['train_on']}")
     if recipe.get("patience"):
         parts.append(f"patience {recipe['patience']}")
     if any((recipe.get("augment") or {}).values()):

@@ -157,3 +157,16 @@ def test_recipes_run_with_several_seeds_get_a_mean_and_spread(tmp_path: Path) ->
     write_leaderboard(rows, tmp_path)
     table = (tmp_path / "leaderboard.md").read_text()
     assert "| fastcnn | adam, lr 0.001, batch 32, 10 ep | cpu | 1, 2, 42 | 93.24 ± 0.10 |" in table
+
+
+def test_training_on_train_and_val_is_a_recipe_of_its_own() -> None:
+    held_out = [_rev("fastcnn", 0.93 + i / 1000, 150.0 + i, f"h{i}", seed=i) for i in range(2)]
+    whole = [_rev("fastcnn", 0.935 + i / 1000, 170.0 + i, f"w{i}", seed=i) for i in range(2)]
+    for rev in whole:
+        rev["data"]["params"]["params.yaml"]["data"]["models"]["fastcnn"]["train_on"] = "train+val"
+    rows = rows_from_exp_show([{"rev": "a" * 40, "experiments": [{"revs": held_out + whole}]}])
+    summaries = {s.recipe: s.mean for s in seed_summaries(rows)}
+    assert summaries == {
+        "adam, lr 0.001, batch 32, 10 ep": 93.05,
+        "adam, lr 0.001, batch 32, 10 ep, on train+val": 93.55,
+    }
