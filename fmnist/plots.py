@@ -65,15 +65,21 @@ def image_grid(
     _save(fig, path)
 
 
-def learning_curves(history: Sequence[dict[str, float]], path: str | Path, best_epoch: int) -> None:
-    """Train vs validation accuracy and loss per epoch, the best epoch marked."""
+def learning_curves(
+    history: Sequence[dict[str, float]], path: str | Path, best_epoch: int, held_out: bool = True
+) -> None:
+    """Train vs validation accuracy and loss per epoch, the kept epoch marked; the legend
+    says so when the validation images were trained on (their curve is no estimate)."""
     epochs = [h["epoch"] for h in history]
+    val = "validation" if held_out else "validation (trained on)"
+    kept = "best" if held_out else "kept"
     fig, (acc, loss) = plt.subplots(1, 2, figsize=(10, 3.5))
     for ax, key, label in ((acc, "accuracy", "Accuracy"), (loss, "loss", "Loss")):
         ax.plot(epochs, [h[f"train_{key}"] for h in history], "o-", ms=3, label="train")
-        ax.plot(epochs, [h[f"val_{key}"] for h in history], "o-", ms=3, label="validation")
+        ax.plot(epochs, [h[f"val_{key}"] for h in history], "o-", ms=3, label=val)
         if best_epoch:
-            ax.axvline(best_epoch, color="gray", ls="--", lw=1, label=f"best (epoch {best_epoch})")
+            marker = f"{kept} (epoch {best_epoch})"
+            ax.axvline(best_epoch, color="gray", ls="--", lw=1, label=marker)
         ax.set_xlabel("epoch")
         ax.set_title(label)
         ax.grid(alpha=0.3)

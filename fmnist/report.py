@@ -67,6 +67,13 @@ def _pct(value: float) -> str:
     return f"{100 * value:.2f} %"
 
 
+def _validation_row(train: dict[str, Any]) -> list[str]:
+    accuracy = _pct(train.get("best_val_accuracy", 0))
+    if train.get("val_held_out", True):
+        return ["best validation accuracy", accuracy]
+    return ["validation accuracy (trained on: no estimate)", accuracy]
+
+
 def build_report(metrics_dir: Path = layout.METRICS, summary: Path = layout.SUMMARY) -> str:
     """The report's HTML, from the files the pipeline wrote."""
     test = _read_json(metrics_dir / "metrics.json").get("test", {})
@@ -81,7 +88,7 @@ def build_report(metrics_dir: Path = layout.METRICS, summary: Path = layout.SUMM
                 ["test loss", f"{test.get('loss', 0):.4f}"],
                 ["macro F1", f"{test.get('macro_avg', {}).get('f1', 0):.4f}"],
                 ["weighted F1", f"{test.get('weighted_avg', {}).get('f1', 0):.4f}"],
-                ["best validation accuracy", _pct(train.get("best_val_accuracy", 0))],
+                _validation_row(train),
                 ["epochs run (best)", f"{train.get('epochs_run')} ({train.get('best_epoch')})"],
                 ["training time", f"{train.get('seconds', 0):.0f} s on {train.get('device')}"],
                 ["seconds per epoch", f"{train.get('seconds_per_epoch', 0):.1f}"],

@@ -120,7 +120,9 @@ def run_training(params: Params) -> dict[str, Any]:
     write_text(layout.SUMMARY, model_summary)
     history = [asdict(r) for r in result.history]
     seconds = sum(h["seconds"] for h in history)  # epochs of earlier, resumed sessions too
-    plots.learning_curves(history, layout.PLOTS / "learning_curves.png", result.best_epoch)
+    plots.learning_curves(
+        history, layout.PLOTS / "learning_curves.png", result.best_epoch, held_out
+    )
     info = {
         "train": {
             "model": params.model,

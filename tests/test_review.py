@@ -125,6 +125,17 @@ def test_html_report_is_self_contained(tmp_path: Path) -> None:
     sources = re.findall(r"<img src='([^']+)'", page)
     assert len(sources) == 6 and all(s.startswith("data:image/png;base64,") for s in sources)
     assert "94.00 %" in page and "Shirt" in page and "Total params: 34,826" in page
+    assert "best validation accuracy" in page
+
+
+def test_html_report_says_when_validation_was_trained_on(tmp_path: Path) -> None:
+    root = _fake_run_dir(tmp_path)
+    train = json.loads((root / "metrics/train.json").read_text())
+    train["train"]["val_held_out"] = False
+    (root / "metrics/train.json").write_text(json.dumps(train))
+    page = build_report(root / "metrics", root / "models/summary.txt")
+    assert "validation accuracy (trained on: no estimate)" in page
+    assert "best validation accuracy" not in page
 
 
 def test_html_report_renders_offline_in_a_real_browser(tmp_path: Path) -> None:
