@@ -19,7 +19,8 @@ from fmnist.sweep import dvc
 # each ends in $ (`model` alone would also keep every models.* recipe column).
 USEFUL_COLUMNS = (
     r"Experiment$|Created$|model$|test\.accuracy$|"
-    r"train\.(best_val_accuracy|epochs_run|max_epochs|lr|batch_size|optimizer|seconds|device)$"
+    r"train\.(best_val_accuracy|val_held_out|epochs_run|max_epochs|lr|batch_size|optimizer|"
+    r"seconds|device)$"
 )
 
 

@@ -179,6 +179,7 @@ def test_experiments_table_and_promoting_the_best(repo: Path) -> None:
     table = run(repo, sys.executable, "-m", "fmnist.experiments", "table", "--md")
     header = table.splitlines()[0]
     assert "test.accuracy" in header and "train.lr" in header and "| model " in header
+    assert "train.val_held_out" in header  # a val accuracy that was trained on says so
     assert "models.cnn1.lr" not in header  # recipe columns of other models are dropped
     out = run(repo, sys.executable, "-m", "fmnist.experiments", "promote", "--branch", "best")
     assert "best experiment:" in out
