@@ -25,13 +25,13 @@ from fmnist.device import (
     select_device,
     set_threads,
 )
-from fmnist.engine import EpochRecord, fit, to_device
+from fmnist.engine import EpochRecord, FitResult, fit, to_device
 from fmnist.errors import PipelineError
 from fmnist.models import build_model
 from fmnist.models.classic import ClassicModel
 from fmnist.models.summary import keras_param_counts, summary
 from fmnist.params import Params
-from fmnist.prepared import load_split
+from fmnist.prepared import Split, load_split
 
 RESUME = layout.MODELS / "resume.pt"
 
@@ -43,10 +43,8 @@ def run_training(params: Params) -> dict[str, Any]:
     threads = set_threads(params.train.threads, share=world.size)
     device = distributed.init(world, select_device(params.train.device))
     seed_everything(params.train.seed + world.rank)  # dropout differs per process
-    train_split, val_split = (load_split(layout.split_path(s)) for s in ("train", "val"))
+    train_split, val_split = _splits(params)
     held_out = params.recipe.train_on == "train"
-    if not held_out:
-        train_split = train_split + val_split
     train, val = (to_device(s.images, s.labels, device) for s in (train_split, val_split))
 
     model = build_model(params.model, params.recipe.arch, spec.shape, len(spec.classes))
@@ -106,7 +104,6 @@ def run_training(params: Params) -> dict[str, Any]:
         model_summary = summary(model, spec.shape, params.model)
         print(model_summary, file=sys.stderr)
 
-    trainable, non_trainable = keras_param_counts(model)
     extra = {"recipe": _recipe_dict(params), "best_epoch": result.best_epoch}
     save_checkpoint(
         layout.MODEL,
@@ -119,36 +116,50 @@ def run_training(params: Params) -> dict[str, Any]:
     )
     write_text(layout.SUMMARY, model_summary)
     history = [asdict(r) for r in result.history]
-    seconds = sum(h["seconds"] for h in history)  # epochs of earlier, resumed sessions too
     plots.learning_curves(
         history, layout.PLOTS / "learning_curves.png", result.best_epoch, held_out
     )
-    info = {
-        "train": {
-            "model": params.model,
-            "device": describe(device),
-            "precision": "bf16" if precision == torch.bfloat16 else "fp32",
-            "threads": threads,
-            "processes": world.size,
-            "epochs_run": len(history),
-            "resumed_from_epoch": resume["epoch"] if resume else 0,
-            # the recipe's main knobs, so `dvc exp show` has one column each for every model
-            "optimizer": params.recipe.optimizer,
-            "lr": params.recipe.lr,
-            "batch_size": params.recipe.batch_size,
-            "max_epochs": params.recipe.epochs,
-            "best_epoch": result.best_epoch,
-            "best_val_accuracy": round(max(h["val_accuracy"] for h in history), 6),
-            "train_images": len(train),
-            "val_held_out": held_out,  # false: val was trained on, its accuracy is no estimate
-            "stop_reason": result.stop_reason,
-            "seconds": round(seconds, 2),
-            "seconds_per_epoch": round(seconds / len(history), 3),
-            "params": {"total": trainable + non_trainable, "trainable": trainable},
-        }
+    run = {
+        "model": params.model,
+        "device": describe(device),
+        "precision": "bf16" if precision == torch.bfloat16 else "fp32",
+        "threads": threads,
+        "processes": world.size,
+        "resumed_from_epoch": resume["epoch"] if resume else 0,
+        "train_images": len(train),
+        "val_held_out": held_out,  # false: val was trained on, its accuracy is no estimate
     }
+    info = {"train": run | _outcome(params, result, history, model)}
     write_json(layout.TRAIN_JSON, info)
     return info
+
+
+def _splits(params: Params) -> tuple[Split, Split]:
+    """The train and val splits; with ``train_on: train+val`` the first holds both."""
+    train, val = (load_split(layout.split_path(s)) for s in ("train", "val"))
+    return (train, val) if params.recipe.train_on == "train" else (train + val, val)
+
+
+def _outcome(
+    params: Params, result: FitResult, history: list[dict[str, Any]], model: torch.nn.Module
+) -> dict[str, Any]:
+    """What train.json says of the run beside where it ran: recipe knobs, epochs, time."""
+    seconds = sum(h["seconds"] for h in history)  # epochs of earlier, resumed sessions too
+    trainable, non_trainable = keras_param_counts(model)
+    return {
+        "epochs_run": len(history),
+        # the recipe's main knobs, so `dvc exp show` has one column each for every model
+        "optimizer": params.recipe.optimizer,
+        "lr": params.recipe.lr,
+        "batch_size": params.recipe.batch_size,
+        "max_epochs": params.recipe.epochs,
+        "best_epoch": result.best_epoch,
+        "best_val_accuracy": round(max(h["val_accuracy"] for h in history), 6),
+        "stop_reason": result.stop_reason,
+        "seconds": round(seconds, 2),
+        "seconds_per_epoch": round(seconds / len(history), 3),
+        "params": {"total": trainable + non_trainable, "trainable": trainable},
+    }
 
 
 def reference_summary(params: Params, shape: tuple[int, int, int], classes: int) -> str:
