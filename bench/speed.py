@@ -98,7 +98,7 @@ def inference_rate(name: str, device: torch.device, batch: int = 500) -> float:
 def time_to_accuracy(name: str, target: float, device: torch.device) -> tuple[float | None, float]:
     """Seconds of training (its recipe, full data) until test accuracy >= target."""
     recipe, model, _ = setup(name, device)
-    images = 50_000 if recipe.train_on == "train" else 60_000  # the default split's sizes
+    images = 50_000 if recipe.held_out else 60_000  # the default split's sizes
     train = to_device(*real_data(images), device)
     test = to_device(*real_data(10_000, "test"), device)
     reached: list[float] = []

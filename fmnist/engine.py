@@ -213,7 +213,6 @@ def fit(
         recipe.schedule, optimizer, recipe.lr, steps * recipe.epochs, recipe.warmup
     )
     result = FitResult(best_state=_snapshot(model), best_epoch=0)
-    keep_last = recipe.train_on != "train"
     first_epoch = 1
     if resume is not None:
         first_epoch = restore_state(resume, model, optimizer, scheduler, generator, result, ema)
@@ -243,7 +242,12 @@ def fit(
         result.history.append(record)
         on_epoch(record)
         stop = _update(
-            result, record, _evaluated(model, ema), recipe.patience, num_classes, keep_last
+            result,
+            record,
+            _evaluated(model, ema),
+            recipe.patience,
+            num_classes,
+            not recipe.held_out,
         )
         if on_checkpoint is not None:
             state = training_state(epoch, model, optimizer, scheduler, generator, result, ema)

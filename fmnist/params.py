@@ -65,6 +65,11 @@ class Recipe:
     augment: Augment = field(default_factory=Augment)
     arch: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def held_out(self) -> bool:
+        """Whether the validation split stays unseen, so it can pick the best epoch."""
+        return self.train_on == "train"
+
 
 @dataclass(frozen=True)
 class TrainParams:
@@ -193,7 +198,7 @@ def _check_recipe(prefix: str, r: Recipe, problems: list[str]) -> None:
         problems.append(f"{prefix}.schedule is {r.schedule!r}; valid: {', '.join(SCHEDULES)}")
     if r.train_on not in TRAIN_ON:
         problems.append(f"{prefix}.train_on is {r.train_on!r}; valid: {', '.join(TRAIN_ON)}")
-    elif r.train_on != "train" and r.patience:
+    elif not r.held_out and r.patience:
         problems.append(
             f"{prefix}.patience needs held-out validation images; with train_on: "
             f"{r.train_on} set patience: 0 (or train_on: train)"

@@ -44,7 +44,7 @@ def run_training(params: Params) -> dict[str, Any]:
     device = distributed.init(world, select_device(params.train.device))
     seed_everything(params.train.seed + world.rank)  # dropout differs per process
     train_split, val_split = _splits(params)
-    held_out = params.recipe.train_on == "train"
+    held_out = params.recipe.held_out
     train, val = (to_device(s.images, s.labels, device) for s in (train_split, val_split))
 
     model = build_model(params.model, params.recipe.arch, spec.shape, len(spec.classes))
@@ -137,7 +137,7 @@ def run_training(params: Params) -> dict[str, Any]:
 def _splits(params: Params) -> tuple[Split, Split]:
     """The train and val splits; with ``train_on: train+val`` the first holds both."""
     train, val = (load_split(layout.split_path(s)) for s in ("train", "val"))
-    return (train, val) if params.recipe.train_on == "train" else (train + val, val)
+    return (train, val) if params.recipe.held_out else (train + val, val)
 
 
 def _outcome(
@@ -154,7 +154,7 @@ def _outcome(
         "batch_size": params.recipe.batch_size,
         "max_epochs": params.recipe.epochs,
         "best_epoch": result.best_epoch,
-        "best_val_accuracy": round(max(h["val_accuracy"] for h in history), 6),
+        "best_val_accuracy": round(result.best_accuracy, 6),  # of the epoch kept
         "stop_reason": result.stop_reason,
         "seconds": round(seconds, 2),
         "seconds_per_epoch": round(seconds / len(history), 3),
