@@ -11,10 +11,13 @@ import numpy as np
 import torch
 import yaml
 from torch import nn
+from torch.autograd import DeviceType
+from torch.profiler import ProfilerActivity, profile
 
 from fmnist import formats
 from fmnist.datasets import FASHION_MNIST
-from fmnist.engine import to_device, train_epoch
+from fmnist.device import autocast_dtype
+from fmnist.engine import DeviceSplit, to_device, train_epoch
 from fmnist.models import build_model
 from fmnist.optim import make_optimizer
 from fmnist.params import Params, Recipe, load_params
@@ -55,10 +58,36 @@ def setup(
     return recipe, model, make_optimizer(recipe.optimizer, model.parameters(), recipe.lr)
 
 
+def precision_for(name: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype the train stage would use for ``name`` on ``device`` (bf16 on
+    a CUDA GPU that has it, fp32 elsewhere), so the benchmark times what users run."""
+    return autocast_dtype(load_params_for(name).train.precision, device)
+
+
 def sync(device: torch.device) -> None:
     """Wait for the device, so timings cover the work and not just its launch."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+
+
+def _prepared(
+    name: str, images: np.ndarray, labels: np.ndarray, device: torch.device
+) -> tuple[Recipe, nn.Module, torch.optim.Optimizer, DeviceSplit, torch.Generator]:
+    """Model, optimizer and data as the train stage holds them, after three warm-up steps."""
+    recipe, model, opt = setup(name, device)
+    data = to_device(images, labels, device)
+    g = torch.Generator(device=device).manual_seed(0)
+    warm = to_device(images[: recipe.batch_size * 3], labels[: recipe.batch_size * 3], device)
+    train_epoch(
+        model,
+        opt,
+        warm,
+        recipe.batch_size,
+        recipe.augment,
+        g,
+        precision=precision_for(name, device),
+    )
+    return recipe, model, opt, data, g
 
 
 def engine_rate(
@@ -71,18 +100,62 @@ def engine_rate(
 ) -> float:
     """Training images/s of the train stage's loop: median of ``repeats`` timed runs of
     ``steps`` steps, after a warm-up."""
-    recipe, model, opt = setup(name, device)
-    data = to_device(images, labels, device)
-    g = torch.Generator(device=device).manual_seed(0)
+    recipe, model, opt, data, g = _prepared(name, images, labels, device)
+    precision = precision_for(name, device)
     n = recipe.batch_size * steps
-    warm = to_device(images[: recipe.batch_size * 3], labels[: recipe.batch_size * 3], device)
-    train_epoch(model, opt, warm, recipe.batch_size, recipe.augment, g)
     rates = []
     for r in range(repeats):
         order = torch.randperm(len(data), generator=torch.Generator().manual_seed(r))[:n]
         sync(device)
         start = time.perf_counter()
-        train_epoch(model, opt, data, recipe.batch_size, recipe.augment, g, order=order.to(device))
+        train_epoch(
+            model,
+            opt,
+            data,
+            recipe.batch_size,
+            recipe.augment,
+            g,
+            order=order.to(device),
+            precision=precision,
+        )
         sync(device)
         rates.append(n / (time.perf_counter() - start))
     return statistics.median(rates)
+
+
+def busy_fraction(
+    name: str, images: np.ndarray, labels: np.ndarray, steps: int, device: torch.device
+) -> float:
+    """Share of the wall time of ``steps`` training steps that the device spends in
+    PyTorch's kernels: on CUDA, the summed duration of the GPU kernels; on a CPU, the
+    time the calling thread spends inside operators. The rest is Python, kernel launches
+    and waiting, the overhead a faster engine has to remove. Measured under the profiler,
+    which adds a little overhead of its own, so the figure is a slight underestimate."""
+    recipe, model, opt, data, g = _prepared(name, images, labels, device)
+    order = torch.randperm(len(data), generator=torch.Generator().manual_seed(0))
+    order = order[: recipe.batch_size * steps].to(device)
+    activities = [ProfilerActivity.CPU]
+    if device.type == "cuda":
+        activities.append(ProfilerActivity.CUDA)
+    sync(device)
+    with profile(activities=activities) as prof:
+        start = time.perf_counter()
+        train_epoch(
+            model,
+            opt,
+            data,
+            recipe.batch_size,
+            recipe.augment,
+            g,
+            order=order,
+            precision=precision_for(name, device),
+        )
+        sync(device)
+        wall = time.perf_counter() - start
+    kind = DeviceType.CUDA if device.type == "cuda" else DeviceType.CPU
+    events = [e for e in prof.key_averages() if e.device_type == kind]
+    if kind == DeviceType.CUDA:
+        busy_us = sum(e.self_device_time_total for e in events)
+    else:
+        busy_us = sum(e.self_cpu_time_total for e in events)
+    return busy_us / 1e6 / wall

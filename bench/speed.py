@@ -9,8 +9,10 @@ For each model, with its recipe's batch size and on the current device, in one p
   runs of ``--steps`` steps after a warm-up;
 - baseline: the same model and optimizer fed by a DataLoader over a TensorDataset with
   per-sample conversion (default settings, contiguous memory format);
-- their ratio, inference images/s on the test set, and peak memory (RSS on CPU,
-  ``max_memory_allocated`` on CUDA).
+- their ratio, inference images/s on the test set, peak memory (RSS on CPU,
+  ``max_memory_allocated`` on CUDA), and how busy the device is during the engine's
+  steps (:func:`bench.common.busy_fraction`: on CUDA the share of wall time in GPU
+  kernels, on a CPU the share spent inside PyTorch operators).
 Writes a markdown table and JSON (``--out``); prints the table.
 """
 
@@ -28,7 +30,15 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
-from bench.common import engine_rate, load_params_for, real_data, setup, sync
+from bench.common import (
+    busy_fraction,
+    engine_rate,
+    load_params_for,
+    precision_for,
+    real_data,
+    setup,
+    sync,
+)
 from fmnist.device import describe, select_device, set_threads
 from fmnist.engine import EpochRecord, evaluate, fit, predict_logits, to_device
 
@@ -87,10 +97,11 @@ def baseline_rate(
 def inference_rate(name: str, device: torch.device, batch: int = 500) -> float:
     _, model, _ = setup(name, device)
     test = to_device(*real_data(10_000, "test"), device)
-    predict_logits(model, test, batch)  # warm-up
+    precision = precision_for(name, device)
+    predict_logits(model, test, batch, precision=precision)  # warm-up
     sync(device)
     start = time.perf_counter()
-    predict_logits(model, test, batch)
+    predict_logits(model, test, batch, precision=precision)
     sync(device)
     return len(test) / (time.perf_counter() - start)
 
@@ -118,6 +129,7 @@ def time_to_accuracy(name: str, target: float, device: torch.device) -> tuple[fl
         torch.Generator(device=device).manual_seed(0),
         eval_batch_size=500,
         on_epoch=check,
+        precision=precision_for(name, device),
     )
     return (reached[0] if reached else None), elapsed
 
@@ -144,8 +156,8 @@ def main() -> None:
         "repeats (median), `python -m bench.speed`.",
         "",
         "| model | batch | engine img/s | baseline img/s | ratio | inference img/s "
-        "| peak MB | time to accuracy |",
-        "|---|---:|---:|---:|---:|---:|---:|---|",
+        "| peak MB | busy % | time to accuracy |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     print("\n".join(header), flush=True)
     rows, lines = [], list(header)
@@ -154,6 +166,7 @@ def main() -> None:
         base = baseline_rate(name, images, labels, args.steps, args.repeats, device)
         fast = engine_rate(name, images, labels, args.steps, args.repeats, device)
         infer = inference_rate(name, device)
+        busy = busy_fraction(name, images, labels, min(args.steps, 20), device)
         tta = ""
         if args.time_to_accuracy:
             seconds, total = time_to_accuracy(name, args.time_to_accuracy, device)
@@ -170,12 +183,13 @@ def main() -> None:
             "ratio": round(fast / base, 2),
             "inference": round(infer),
             "peak_mb": round(peak_memory_mb(device)),
+            "busy_fraction": round(busy, 3),
             "time_to_accuracy": tta,
         }
         rows.append(row)
         lines.append(
             f"| {name} | {batch} | {row['engine']} | {row['baseline']} | {row['ratio']}x "
-            f"| {row['inference']} | {row['peak_mb']} | {tta} |"
+            f"| {row['inference']} | {row['peak_mb']} | {busy:.0%} | {tta} |"
         )
         print(lines[-1], flush=True)
     if args.out:
