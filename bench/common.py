@@ -5,6 +5,7 @@ from __future__ import annotations
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,7 @@ from torch.profiler import ProfilerActivity, profile
 from fmnist import formats
 from fmnist.datasets import FASHION_MNIST
 from fmnist.device import autocast_dtype
-from fmnist.engine import DeviceSplit, to_device, train_epoch
+from fmnist.engine import to_device, train_epoch
 from fmnist.models import build_model
 from fmnist.optim import make_optimizer
 from fmnist.params import Params, Recipe, load_params
@@ -70,24 +71,35 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _prepared(
+def training_loop(
     name: str, images: np.ndarray, labels: np.ndarray, device: torch.device
-) -> tuple[Recipe, nn.Module, torch.optim.Optimizer, DeviceSplit, torch.Generator]:
-    """Model, optimizer and data as the train stage holds them, after three warm-up steps."""
+) -> tuple[int, Callable[[int, int], int]]:
+    """The train stage's loop for ``name`` on ``images``, warmed up: returns the batch
+    size and ``run(steps, seed)``, which trains ``steps`` batches of a seeded random
+    order and returns the number of images it trained on."""
     recipe, model, opt = setup(name, device)
     data = to_device(images, labels, device)
     g = torch.Generator(device=device).manual_seed(0)
-    warm = to_device(images[: recipe.batch_size * 3], labels[: recipe.batch_size * 3], device)
-    train_epoch(
-        model,
-        opt,
-        warm,
-        recipe.batch_size,
-        recipe.augment,
-        g,
-        precision=precision_for(name, device),
-    )
-    return recipe, model, opt, data, g
+    precision = precision_for(name, device)
+
+    def run(steps: int, seed: int) -> int:
+        order = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))
+        order = order[: recipe.batch_size * steps].to(device)
+        train_epoch(
+            model,
+            opt,
+            data,
+            recipe.batch_size,
+            recipe.augment,
+            g,
+            order=order,
+            precision=precision,
+        )
+        sync(device)
+        return len(order)
+
+    run(3, 0)
+    return recipe.batch_size, run
 
 
 def engine_rate(
@@ -100,26 +112,12 @@ def engine_rate(
 ) -> float:
     """Training images/s of the train stage's loop: median of ``repeats`` timed runs of
     ``steps`` steps, after a warm-up."""
-    recipe, model, opt, data, g = _prepared(name, images, labels, device)
-    precision = precision_for(name, device)
-    n = recipe.batch_size * steps
+    _, run = training_loop(name, images, labels, device)
     rates = []
     for r in range(repeats):
-        order = torch.randperm(len(data), generator=torch.Generator().manual_seed(r))[:n]
-        sync(device)
         start = time.perf_counter()
-        train_epoch(
-            model,
-            opt,
-            data,
-            recipe.batch_size,
-            recipe.augment,
-            g,
-            order=order.to(device),
-            precision=precision,
-        )
-        sync(device)
-        rates.append(n / (time.perf_counter() - start))
+        seen = run(steps, r)
+        rates.append(seen / (time.perf_counter() - start))
     return statistics.median(rates)
 
 
@@ -131,26 +129,13 @@ def busy_fraction(
     time the calling thread spends inside operators. The rest is Python, kernel launches
     and waiting, the overhead a faster engine has to remove. Measured under the profiler,
     which adds a little overhead of its own, so the figure is a slight underestimate."""
-    recipe, model, opt, data, g = _prepared(name, images, labels, device)
-    order = torch.randperm(len(data), generator=torch.Generator().manual_seed(0))
-    order = order[: recipe.batch_size * steps].to(device)
+    _, run = training_loop(name, images, labels, device)
     activities = [ProfilerActivity.CPU]
     if device.type == "cuda":
         activities.append(ProfilerActivity.CUDA)
-    sync(device)
     with profile(activities=activities) as prof:
         start = time.perf_counter()
-        train_epoch(
-            model,
-            opt,
-            data,
-            recipe.batch_size,
-            recipe.augment,
-            g,
-            order=order,
-            precision=precision_for(name, device),
-        )
-        sync(device)
+        run(steps, 0)
         wall = time.perf_counter() - start
     kind = DeviceType.CUDA if device.type == "cuda" else DeviceType.CPU
     events = [e for e in prof.key_averages() if e.device_type == kind]
