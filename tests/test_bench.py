@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
 from conftest import ROOT, synthetic_split
 
-from bench.common import busy_fraction, engine_rate, precision_for
+from bench.common import busy_fraction, engine_rate, load_params_for, precision_for
+from bench.parity import check_plain, parity
+from fmnist.errors import PipelineError
+from fmnist.prepared import Split
 
 
 @pytest.fixture(autouse=True)
@@ -33,3 +38,27 @@ def test_engine_rate_counts_images_per_second() -> None:
 
 def test_cpu_benchmarks_time_fp32_as_the_train_stage_does() -> None:
     assert precision_for("fastcnn", torch.device("cpu")) is None
+
+
+def _patches(n: int, seed: int) -> Split:
+    """A learnable task: class k is a bright 6x6 patch at the k-th of ten places, on noise."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 10, n)
+    images = rng.integers(0, 60, size=(n, 28, 28)).astype(np.uint8)
+    for i, k in enumerate(labels):
+        row, col = divmod(int(k), 5)
+        images[i, 4 + 12 * row : 10 + 12 * row, 1 + 5 * col : 7 + 5 * col] = 255
+    return Split(images, labels)
+
+
+def test_engine_and_plain_loop_learn_the_same_task_equally_well() -> None:
+    splits = {"train": _patches(1200, 1), "val": _patches(200, 2), "test": _patches(300, 3)}
+    recipe = replace(load_params_for("cnn1").recipe, epochs=2)
+    row = parity("cnn1", recipe, splits, seed=0, device=torch.device("cpu"))
+    assert row["engine"] > 0.9 and row["plain"] > 0.9
+    assert abs(row["difference"]) <= 0.05
+
+
+def test_parity_refuses_recipes_the_plain_loop_does_not_implement() -> None:
+    with pytest.raises(PipelineError, match=r"augmentation.*train_on: train\+val"):
+        check_plain("fastcnn", load_params_for("fastcnn").recipe)
