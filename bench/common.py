@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import statistics
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -18,9 +20,8 @@ from torch.profiler import ProfilerActivity, profile
 from fmnist import formats
 from fmnist.datasets import FASHION_MNIST
 from fmnist.device import autocast_dtype
-from fmnist.engine import to_device, train_epoch
+from fmnist.engine import recipe_optimizer, to_device, train_epoch
 from fmnist.models import build_model
-from fmnist.optim import make_optimizer
 from fmnist.params import Params, Recipe, load_params
 
 DEBIAN = Path(FASHION_MNIST.debian_folder)
@@ -56,7 +57,17 @@ def setup(
     torch.manual_seed(0)
     fmt = torch.channels_last if tuned else torch.contiguous_format
     model = build_model(name, recipe.arch, fast=tuned).to(device, memory_format=fmt)
-    return recipe, model, make_optimizer(recipe.optimizer, model.parameters(), recipe.lr)
+    return recipe, model, recipe_optimizer(recipe, model)
+
+
+def write_results(out: Path | None, lines: list[str], payload: dict[str, Any]) -> None:
+    """The table as ``<out>.md`` and the figures as ``<out>.json`` (nothing when ``out``
+    is None): the README links the markdown, scripts read the JSON."""
+    if out is None:
+        return
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    out.with_suffix(".json").write_text(json.dumps(payload, indent=2) + "\n")
 
 
 def precision_for(name: str, device: torch.device) -> torch.dtype | None:
@@ -113,10 +124,16 @@ def engine_rate(
     """Training images/s of the train stage's loop: median of ``repeats`` timed runs of
     ``steps`` steps, after a warm-up."""
     _, run = training_loop(name, images, labels, device)
+    return median_rate(lambda r: run(steps, r), repeats)
+
+
+def median_rate(run: Callable[[int], int], repeats: int) -> float:
+    """Median images/s over ``repeats`` calls of ``run(repeat)``, which trains and
+    returns how many images it trained on (after waiting for the device)."""
     rates = []
     for r in range(repeats):
         start = time.perf_counter()
-        seen = run(steps, r)
+        seen = run(r)
         rates.append(seen / (time.perf_counter() - start))
     return statistics.median(rates)
 

@@ -10,12 +10,11 @@ device as uint8, channels_last, the recipe's batch size and augmentation).
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import torch
 
-from bench.common import engine_rate, load_params_for, real_data
+from bench.common import engine_rate, load_params_for, real_data, write_results
 from fmnist.device import describe, select_device, set_threads
 from fmnist.models import list_models
 
@@ -62,11 +61,8 @@ def main() -> None:
             f"{row['images_per_second']} | {row['epochs']} | {full:.0f} |"
         )
         print(lines[-1], flush=True)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text("\n".join(lines) + "\n")
-        payload = {"device": describe(device), "threads": threads, "rows": rows}
-        args.out.with_suffix(".json").write_text(json.dumps(payload, indent=2) + "\n")
+    payload = {"device": describe(device), "threads": threads, "rows": rows}
+    write_results(args.out, lines, payload)
 
 
 if __name__ == "__main__":

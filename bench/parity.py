@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -27,13 +26,13 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
 
-from bench.common import load_params_for, precision_for
+from bench.common import load_params_for, precision_for, write_results
 from bench.speed import PerSampleDataset
 from fmnist.device import describe, seed_everything, select_device, set_threads
-from fmnist.engine import evaluate, fit, to_device
+from fmnist.engine import evaluate, fit, recipe_optimizer, to_device
 from fmnist.errors import PipelineError
 from fmnist.models import build_model
-from fmnist.optim import make_optimizer, make_scheduler
+from fmnist.optim import make_scheduler
 from fmnist.params import Recipe
 from fmnist.prepared import Split, load_split
 
@@ -82,15 +81,7 @@ def plain_model(
     """``name`` trained the plain way; the best validation epoch's weights."""
     torch.manual_seed(seed)
     model = build_model(name, recipe.arch, fast=False).to(device)
-    opt = make_optimizer(
-        recipe.optimizer,
-        model.parameters(),
-        recipe.lr,
-        recipe.weight_decay,
-        recipe.momentum,
-        recipe.nesterov,
-        recipe.decay_norms,
-    )
+    opt = recipe_optimizer(recipe, model)
     loader = DataLoader(
         PerSampleDataset(train.images, train.labels.astype(np.int64)),
         batch_size=recipe.batch_size,
@@ -180,11 +171,8 @@ def main() -> None:
             f"| {row['plain_seconds']:.0f} |"
         )
         print(lines[-1], flush=True)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.with_suffix(".md").write_text("\n".join(lines) + "\n")
-        payload = {"device": describe(device), "threads": threads, "seed": args.seed}
-        args.out.with_suffix(".json").write_text(json.dumps(payload | {"rows": rows}, indent=2))
+    payload = {"device": describe(device), "threads": threads, "seed": args.seed}
+    write_results(args.out, lines, payload | {"rows": rows})
 
 
 if __name__ == "__main__":

@@ -19,9 +19,7 @@ Writes a markdown table and JSON (``--out``); prints the table.
 from __future__ import annotations
 
 import argparse
-import json
 import resource
-import statistics
 import time
 from pathlib import Path
 
@@ -34,10 +32,12 @@ from bench.common import (
     busy_fraction,
     engine_rate,
     load_params_for,
+    median_rate,
     precision_for,
     real_data,
     setup,
     sync,
+    write_results,
 )
 from fmnist.device import describe, select_device, set_threads
 from fmnist.engine import EpochRecord, evaluate, fit, predict_logits, to_device
@@ -81,17 +81,11 @@ def baseline_rate(
             loss.backward()
             opt.step()
             seen += len(y)
+        sync(device)
         return seen
 
     run(3)
-    rates = []
-    for _ in range(repeats):
-        sync(device)
-        start = time.perf_counter()
-        seen = run(steps)
-        sync(device)
-        rates.append(seen / (time.perf_counter() - start))
-    return statistics.median(rates)
+    return median_rate(lambda _: run(steps), repeats)
 
 
 def inference_rate(name: str, device: torch.device, batch: int = 500) -> float:
@@ -192,11 +186,8 @@ def main() -> None:
             f"| {row['inference']} | {row['peak_mb']} | {busy:.0%} | {tta} |"
         )
         print(lines[-1], flush=True)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.with_suffix(".md").write_text("\n".join(lines) + "\n")
-        payload = {"device": describe(device), "threads": threads, "rows": rows}
-        args.out.with_suffix(".json").write_text(json.dumps(payload, indent=2) + "\n")
+    payload = {"device": describe(device), "threads": threads, "rows": rows}
+    write_results(args.out, lines, payload)
 
 
 if __name__ == "__main__":

@@ -197,15 +197,7 @@ def fit(
     included, so bitwise on CPU). ``seed`` fixes each epoch's shuffle (:func:`epoch_order`);
     ``generator`` drives augmentation; ``precision`` is the autocast dtype (None: fp32).
     """
-    optimizer = make_optimizer(
-        recipe.optimizer,
-        model.parameters(),
-        recipe.lr,
-        recipe.weight_decay,
-        recipe.momentum,
-        recipe.nesterov,
-        recipe.decay_norms,
-    )
+    optimizer = recipe_optimizer(recipe, model)
     # with an EMA, the averaged weights are the ones validated and kept
     ema = make_ema(model, recipe.ema)
     steps = math.ceil(len(train) / recipe.batch_size)
@@ -256,6 +248,19 @@ def fit(
             result.stop_reason = stop
             break
     return result
+
+
+def recipe_optimizer(recipe: Recipe, model: nn.Module) -> torch.optim.Optimizer:
+    """The optimizer ``recipe`` names, with all its settings, over ``model``'s parameters."""
+    return make_optimizer(
+        recipe.optimizer,
+        model.parameters(),
+        recipe.lr,
+        recipe.weight_decay,
+        recipe.momentum,
+        recipe.nesterov,
+        recipe.decay_norms,
+    )
 
 
 def make_ema(model: nn.Module, decay: float) -> AveragedModel | None:
