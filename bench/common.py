@@ -84,10 +84,10 @@ def sync(device: torch.device) -> None:
 
 def training_loop(
     name: str, images: np.ndarray, labels: np.ndarray, device: torch.device
-) -> tuple[int, Callable[[int, int], int]]:
-    """The train stage's loop for ``name`` on ``images``, warmed up: returns the batch
-    size and ``run(steps, seed)``, which trains ``steps`` batches of a seeded random
-    order and returns the number of images it trained on."""
+) -> Callable[[int, int], int]:
+    """The train stage's loop for ``name`` on ``images``, warmed up: ``run(steps, seed)``
+    trains ``steps`` batches of a seeded random order and returns how many images it
+    trained on."""
     recipe, model, opt = setup(name, device)
     data = to_device(images, labels, device)
     g = torch.Generator(device=device).manual_seed(0)
@@ -110,7 +110,7 @@ def training_loop(
         return len(order)
 
     run(3, 0)
-    return recipe.batch_size, run
+    return run
 
 
 def engine_rate(
@@ -123,7 +123,7 @@ def engine_rate(
 ) -> float:
     """Training images/s of the train stage's loop: median of ``repeats`` timed runs of
     ``steps`` steps, after a warm-up."""
-    _, run = training_loop(name, images, labels, device)
+    run = training_loop(name, images, labels, device)
     return median_rate(lambda r: run(steps, r), repeats)
 
 
@@ -146,7 +146,7 @@ def busy_fraction(
     time the calling thread spends inside operators. The rest is Python, kernel launches
     and waiting, the overhead a faster engine has to remove. Measured under the profiler,
     which adds a little overhead of its own, so the figure is a slight underestimate."""
-    _, run = training_loop(name, images, labels, device)
+    run = training_loop(name, images, labels, device)
     activities = [ProfilerActivity.CPU]
     if device.type == "cuda":
         activities.append(ProfilerActivity.CUDA)
