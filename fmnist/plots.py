@@ -66,17 +66,28 @@ def image_grid(
 
 
 def learning_curves(
-    history: Sequence[dict[str, float]], path: str | Path, best_epoch: int, held_out: bool = True
+    history: Sequence[dict[str, float | None]],
+    path: str | Path,
+    best_epoch: int,
+    held_out: bool = True,
 ) -> None:
     """Train vs validation accuracy and loss per epoch, the kept epoch marked; the legend
-    says so when the validation images were trained on (their curve is no estimate)."""
+    says so when the validation images were trained on (their curve is no estimate, and
+    only the last epoch has a point: see :func:`fmnist.engine.fit`)."""
     epochs = [h["epoch"] for h in history]
     val = "validation" if held_out else "validation (trained on)"
     kept = "best" if held_out else "kept"
     fig, (acc, loss) = plt.subplots(1, 2, figsize=(10, 3.5))
     for ax, key, label in ((acc, "accuracy", "Accuracy"), (loss, "loss", "Loss")):
         ax.plot(epochs, [h[f"train_{key}"] for h in history], "o-", ms=3, label="train")
-        ax.plot(epochs, [h[f"val_{key}"] for h in history], "o-", ms=3, label=val)
+        validated = [h for h in history if h[f"val_{key}"] is not None]
+        ax.plot(
+            [h["epoch"] for h in validated],
+            [h[f"val_{key}"] for h in validated],
+            "o-",
+            ms=3,
+            label=val,
+        )
         if best_epoch:
             marker = f"{kept} (epoch {best_epoch})"
             ax.axvline(best_epoch, color="gray", ls="--", lw=1, label=marker)

@@ -254,17 +254,15 @@ class _LiveLogger:
         )
 
         def log_epoch(r: EpochRecord) -> None:
-            for split, loss, acc in (
-                ("train", r.train_loss, r.train_accuracy),
-                ("val", r.val_loss, r.val_accuracy),
-            ):
+            splits = [("train", r.train_loss, r.train_accuracy)]
+            if r.val_accuracy is not None:  # not validated: no point, not a fake one
+                splits.append(("val", r.val_loss, r.val_accuracy))
+            for split, loss, acc in splits:
                 self.live.log_metric(f"{split}/loss", round(loss, 6), plot=True)
                 self.live.log_metric(f"{split}/accuracy", round(acc, 6), plot=True)
             self.live.next_step()
-            _log(
-                f"epoch {r.epoch}: train loss {r.train_loss:.4f} acc {r.train_accuracy:.4f} | "
-                f"val loss {r.val_loss:.4f} acc {r.val_accuracy:.4f} | {r.seconds:.1f}s"
-            )
+            figures = " | ".join(f"{s} loss {loss:.4f} acc {acc:.4f}" for s, loss, acc in splits)
+            _log(f"epoch {r.epoch}: {figures} | {r.seconds:.1f}s")
 
         return log_epoch
 

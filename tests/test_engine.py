@@ -82,8 +82,11 @@ def test_training_on_train_and_val_keeps_the_last_epoch() -> None:
     # val accuracy dips in some epochs; a split it learnt from cannot pick among them
     result = _fit(0, Recipe(epochs=4, batch_size=32, lr=0.03, train_on="train+val"))
     best = _fit(0, Recipe(epochs=4, batch_size=32, lr=0.03))
-    assert [r.val_loss for r in result.history] == [r.val_loss for r in best.history]
+    assert [r.train_loss for r in result.history] == [r.train_loss for r in best.history]
     assert best.best_epoch < 4 and result.best_epoch == 4  # (epoch 4 dips with this lr)
+    # only the kept (last) epoch is validated: earlier passes could pick nothing
+    assert [r.val_loss for r in result.history[:3]] == [None] * 3
+    assert result.history[-1].val_loss == best.history[-1].val_loss
     assert result.best_accuracy == result.history[-1].val_accuracy
 
 

@@ -97,7 +97,10 @@ def test_repro_builds_model_metrics_and_plots(repo: Path) -> None:
         assert (repo / f"metrics/plots/{png}.png").read_bytes()[:4] == b"\x89PNG"
     assert (repo / "models/model.pt").is_file()
     assert "Total params" in (repo / "models/summary.txt").read_text()
-    assert (repo / "metrics/live/plots/metrics/val/accuracy.tsv").is_file()
+    # trained on val, so only the kept epoch is validated: one val point, two train points
+    live = repo / "metrics/live/plots/metrics"
+    assert len((live / "train/accuracy.tsv").read_text().splitlines()) == 1 + 2
+    assert len((live / "val/accuracy.tsv").read_text().splitlines()) == 1 + 1
     page = (repo / "metrics/report.html").read_text()
     assert "test accuracy" in page and "<script" not in page
 

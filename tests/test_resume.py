@@ -77,8 +77,9 @@ def test_killed_run_resumes_to_identical_results(tmp_path: Path) -> None:
         assert _stage(run, "evaluate").returncode == 0
     metrics = [(run / "metrics/metrics.json").read_bytes() for run in (straight, killed)]
     assert metrics[0] == metrics[1]
-    steps = (killed / "metrics/live/plots/metrics/val/accuracy.tsv").read_text().splitlines()
-    assert len(steps) == 1 + 4  # header + one row per epoch, none lost or repeated
+    rows = (killed / "metrics/live/plots/metrics/train/accuracy.tsv").read_text().splitlines()
+    steps = [row.split("\t")[0] for row in rows[1:]]
+    assert steps == ["0", "1", "2", "3"]  # one row per epoch, none lost or repeated
 
 
 def test_other_params_or_fresh_flag_start_fresh(tmp_path: Path) -> None:
