@@ -83,6 +83,14 @@ class FitResult:
     history: list[EpochRecord] = field(default_factory=list)
     stop_reason: str = "completed"
 
+    @property
+    def kept_val_accuracy(self) -> float | None:
+        """Validation accuracy of the kept epoch; None when it was not validated (a
+        train+val run that diverged before its last epoch keeps an earlier one, judged
+        by train accuracy: ``best_accuracy`` would pass that off as a val figure)."""
+        kept = [r for r in self.history if r.epoch == self.best_epoch]
+        return kept[0].val_accuracy if kept else None
+
 
 def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
     """The shuffled order of epoch ``epoch``: a function of (seed, epoch) alone, so every

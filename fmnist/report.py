@@ -68,7 +68,8 @@ def _pct(value: float) -> str:
 
 
 def _validation_row(train: dict[str, Any]) -> list[str]:
-    accuracy = _pct(train.get("best_val_accuracy", 0))
+    value = train.get("best_val_accuracy")
+    accuracy = "not measured" if value is None else _pct(value)
     if train.get("val_held_out", True):
         return ["best validation accuracy", accuracy]
     return ["validation accuracy (trained on: no estimate)", accuracy]

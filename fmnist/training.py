@@ -154,12 +154,16 @@ def _outcome(
         "batch_size": params.recipe.batch_size,
         "max_epochs": params.recipe.epochs,
         "best_epoch": result.best_epoch,
-        "best_val_accuracy": round(result.best_accuracy, 6),  # of the epoch kept
+        "best_val_accuracy": _rounded(result.kept_val_accuracy),  # of the epoch kept
         "stop_reason": result.stop_reason,
         "seconds": round(seconds, 2),
         "seconds_per_epoch": round(seconds / len(history), 3),
         "params": {"total": trainable + non_trainable, "trainable": trainable},
     }
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 6)
 
 
 def reference_summary(params: Params, shape: tuple[int, int, int], classes: int) -> str:

@@ -8,7 +8,16 @@ from conftest import synthetic_split
 
 from fmnist.augment import Augment, augment_batch
 from fmnist.device import seed_everything
-from fmnist.engine import DeviceSplit, fit, predict_logits, scale, to_device, train_epoch
+from fmnist.engine import (
+    DeviceSplit,
+    EpochRecord,
+    FitResult,
+    fit,
+    predict_logits,
+    scale,
+    to_device,
+    train_epoch,
+)
 from fmnist.models import build_model
 from fmnist.optim import OPTIMIZERS, make_optimizer
 from fmnist.params import Recipe
@@ -88,6 +97,17 @@ def test_training_on_train_and_val_keeps_the_last_epoch() -> None:
     assert [r.val_loss for r in result.history[:3]] == [None] * 3
     assert result.history[-1].val_loss == best.history[-1].val_loss
     assert result.best_accuracy == result.history[-1].val_accuracy
+    assert result.kept_val_accuracy == result.history[-1].val_accuracy
+    assert best.kept_val_accuracy == best.best_accuracy
+
+
+def test_a_diverged_train_and_val_run_claims_no_val_accuracy_it_never_measured() -> None:
+    # train+val, diverged at epoch 3: epoch 2 is kept, judged by its train accuracy only
+    history = [EpochRecord(e, 0.5, 0.8, None, None, 1.0) for e in (1, 2)]
+    result = FitResult({}, best_epoch=2, best_accuracy=0.8, history=history)
+    assert result.kept_val_accuracy is None
+    result.history[1].val_accuracy = 0.9
+    assert result.kept_val_accuracy == 0.9
 
 
 def test_early_stopping_stops_after_patience() -> None:
