@@ -50,17 +50,20 @@ class Row:
 
 
 def _revisions(exp_show: list[dict[str, Any]]) -> Iterator[tuple[int, str, dict[str, Any]]]:
-    """(rank, name, entry) for every experiment, commit and the workspace in the JSON.
+    """(rank, name, entry) for every experiment, branch tip and the workspace in the JSON.
 
     The rank orders names when two revisions hold the same results (an experiment that was
-    committed, say): an experiment's name first, then a branch, a commit, the workspace.
+    committed, say): an experiment's name first, then a branch, the workspace.
+    A commit that no branch or tag names is an older state of a branch: its own results
+    are the pipeline's history (each past `dvc repro` of the default model would be a row
+    of its own, with the same accuracy and another time), so only its experiments count.
     """
     for entry in exp_show:
         rev = entry.get("rev", "")
         if rev == "workspace":
-            yield 3, "workspace", entry
-        else:
-            yield (1, entry["name"], entry) if entry.get("name") else (2, rev[:7], entry)
+            yield 2, "workspace", entry
+        elif entry.get("name"):
+            yield 1, entry["name"], entry
         for experiment in entry.get("experiments") or []:
             for exp in experiment.get("revs") or []:
                 yield 0, exp.get("name") or exp.get("rev", "")[:7], exp

@@ -88,6 +88,17 @@ def test_rows_are_deduplicated_sorted_and_compared_with_reports(tmp_path: Path) 
     assert (tmp_path / "time_to_accuracy.png").read_bytes()[:4] == b"\x89PNG"
 
 
+def test_older_commits_of_a_branch_are_history_but_their_experiments_count() -> None:
+    tip = _rev("fastcnn", 0.9344, 195.0, name="main")
+    old_repro = _rev("fastcnn", 0.9344, 206.0)  # the same run, an earlier commit of main
+    old_recipe = {  # an older default recipe, with an experiment run on top of it
+        **_rev("fastcnn", 0.9248, 180.0),
+        "experiments": [{"revs": [_rev("cnn3", 0.9044, 250.0, name="zoo-cnn3")]}],
+    }
+    rows = rows_from_exp_show([tip, old_repro, old_recipe])
+    assert [(r.experiment, r.seconds) for r in rows] == [("main", 195.0), ("zoo-cnn3", 250.0)]
+
+
 def test_families_tell_reference_classic_and_modern_models_apart() -> None:
     exp_show = [
         {"rev": "workspace", "data": {}, "experiments": [{"revs": [_rev(m, 0.9, 60, m)]}]}
