@@ -19,9 +19,10 @@ Writes a markdown table and JSON (``--out``); prints the table.
 from __future__ import annotations
 
 import argparse
-import resource
+import multiprocessing
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -39,7 +40,7 @@ from bench.common import (
     sync,
     write_results,
 )
-from fmnist.device import describe, select_device, set_threads
+from fmnist.device import describe, peak_memory_mb, select_device, set_threads
 from fmnist.engine import EpochRecord, evaluate, fit, predict_logits, to_device
 
 
@@ -128,10 +129,41 @@ def time_to_accuracy(name: str, target: float, device: torch.device) -> tuple[fl
     return (reached[0] if reached else None), elapsed
 
 
-def peak_memory_mb(device: torch.device) -> float:
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+def measure(name: str, steps: int, repeats: int, target: float | None) -> dict[str, Any]:
+    """Every figure of one model's row, measured in the calling process."""
+    threads = set_threads(0)
+    device = select_device("auto")
+    images, labels = real_data(20_000)
+    base = baseline_rate(name, images, labels, steps, repeats, device)
+    fast = engine_rate(name, images, labels, steps, repeats, device)
+    infer = inference_rate(name, device)
+    busy = busy_fraction(name, images, labels, min(steps, 20), device)
+    tta = ""
+    if target:
+        seconds, total = time_to_accuracy(name, target, device)
+        reached = f"in {seconds:.0f}s" if seconds is not None else f"not reached in {total:.0f}s"
+        tta = f"{target:.0%} {reached}"
+    return {
+        "model": name,
+        "batch_size": load_params_for(name).recipe.batch_size,
+        "device": describe(device),
+        "threads": threads,
+        "engine": round(fast),
+        "baseline": round(base),
+        "ratio": round(fast / base, 2),
+        "inference": round(infer),
+        "peak_mb": round(peak_memory_mb(device)),
+        "busy_fraction": round(busy, 3),
+        "time_to_accuracy": tta,
+    }
+
+
+def measure_alone(name: str, steps: int, repeats: int, target: float | None) -> dict[str, Any]:
+    """:func:`measure` in a fresh process, so that the peak memory is this model's own
+    (a process's peak RSS never goes down: measured in one process, every model after the
+    largest would report the largest's figure)."""
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        return pool.apply(measure, (name, steps, repeats, target))
 
 
 def main() -> None:
@@ -142,12 +174,12 @@ def main() -> None:
     parser.add_argument("--time-to-accuracy", type=float, metavar="ACC")
     parser.add_argument("--out", type=Path, help="write <out>.md and <out>.json")
     args = parser.parse_args()
-    threads = set_threads(0)
     device = select_device("auto")
-    images, labels = real_data(20_000)
+    threads = set_threads(0)
     header = [
         f"Device: {describe(device)}, {threads} threads; {args.steps} steps x {args.repeats} "
-        "repeats (median), `python -m bench.speed`.",
+        "repeats (median), `python -m bench.speed`. Each model is measured in a process of "
+        "its own: peak MB is that process's peak RSS (on CUDA, tensors allocated).",
         "",
         "| model | batch | engine img/s | baseline img/s | ratio | inference img/s "
         "| peak MB | busy % | time to accuracy |",
@@ -156,34 +188,13 @@ def main() -> None:
     print("\n".join(header), flush=True)
     rows, lines = [], list(header)
     for name in args.models:
-        batch = load_params_for(name).recipe.batch_size
-        base = baseline_rate(name, images, labels, args.steps, args.repeats, device)
-        fast = engine_rate(name, images, labels, args.steps, args.repeats, device)
-        infer = inference_rate(name, device)
-        busy = busy_fraction(name, images, labels, min(args.steps, 20), device)
-        tta = ""
-        if args.time_to_accuracy:
-            seconds, total = time_to_accuracy(name, args.time_to_accuracy, device)
-            tta = (
-                f"{args.time_to_accuracy:.0%} in {seconds:.0f}s"
-                if seconds is not None
-                else f"not reached in {total:.0f}s"
-            )
-        row = {
-            "model": name,
-            "batch_size": batch,
-            "engine": round(fast),
-            "baseline": round(base),
-            "ratio": round(fast / base, 2),
-            "inference": round(infer),
-            "peak_mb": round(peak_memory_mb(device)),
-            "busy_fraction": round(busy, 3),
-            "time_to_accuracy": tta,
-        }
+        load_params_for(name)  # an unknown name fails here, before a process is started
+        row = measure_alone(name, args.steps, args.repeats, args.time_to_accuracy)
         rows.append(row)
         lines.append(
-            f"| {name} | {batch} | {row['engine']} | {row['baseline']} | {row['ratio']}x "
-            f"| {row['inference']} | {row['peak_mb']} | {busy:.0%} | {tta} |"
+            f"| {name} | {row['batch_size']} | {row['engine']} | {row['baseline']} "
+            f"| {row['ratio']}x | {row['inference']} | {row['peak_mb']} "
+            f"| {row['busy_fraction']:.0%} | {row['time_to_accuracy']} |"
         )
         print(lines[-1], flush=True)
     payload = {"device": describe(device), "threads": threads, "rows": rows}

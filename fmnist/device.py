@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import sys
 
 import numpy as np
 import torch
@@ -73,3 +74,18 @@ def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     if precision == "auto" and device.type == "cuda" and torch.cuda.is_bf16_supported():
         return torch.bfloat16
     return None
+
+
+def peak_memory_mb(device: torch.device) -> float:
+    """The most memory this process has held so far, in MiB: what a user must have free.
+
+    On CUDA the tensors PyTorch allocated (``max_memory_allocated``); elsewhere the
+    process's peak resident set (``ru_maxrss``, which counts the Python and PyTorch
+    runtime too, so it is what `top` would have shown at the worst moment).
+    """
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    import resource  # POSIX only; imported here so that Windows can still train
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 1024  # bytes / KiB

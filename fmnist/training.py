@@ -21,6 +21,7 @@ from fmnist.datasets import DATASETS
 from fmnist.device import (
     autocast_dtype,
     describe,
+    peak_memory_mb,
     seed_everything,
     select_device,
     set_threads,
@@ -128,6 +129,7 @@ def run_training(params: Params) -> dict[str, Any]:
         "resumed_from_epoch": resume["epoch"] if resume else 0,
         "train_images": len(train),
         "val_held_out": held_out,  # false: val was trained on, its accuracy is no estimate
+        "peak_memory_mb": round(peak_memory_mb(device)),  # RSS; on CUDA, tensors allocated
     }
     info = {"train": run | _outcome(params, result, history, model)}
     write_json(layout.TRAIN_JSON, info)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from dataclasses import replace
 
 import numpy as np
@@ -62,3 +64,20 @@ def test_engine_and_plain_loop_learn_the_same_task_equally_well() -> None:
 def test_parity_refuses_recipes_the_plain_loop_does_not_implement() -> None:
     with pytest.raises(PipelineError, match=r"augmentation.*train_on: train\+val"):
         check_plain("fastcnn", load_params_for("fastcnn").recipe)
+
+
+def test_peak_memory_is_the_kernels_high_water_mark_in_mib() -> None:
+    """In a fresh process, so that its peak is this allocation's: after touching 512 MiB
+    the peak is over 512 and equals Linux's own VmHWM (a wrong unit is off 1024-fold)."""
+    code = (
+        "import re, numpy as np, torch\n"
+        "from fmnist.device import peak_memory_mb\n"
+        "block = np.ones(512 * 2**20, dtype=np.uint8)\n"
+        "hwm = re.search(r'VmHWM:\\s+(\\d+) kB', open('/proc/self/status').read())\n"
+        "print(peak_memory_mb(torch.device('cpu')), int(hwm.group(1)) / 1024)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    peak, hwm = map(float, out.stdout.split())
+    assert peak > 512 and abs(peak - hwm) < 8

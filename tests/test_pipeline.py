@@ -83,6 +83,7 @@ def test_repro_builds_model_metrics_and_plots(repo: Path) -> None:
     # the default recipe learns from train + val and keeps its last epoch
     assert train["train_images"] == 1100 and not train["val_held_out"]
     assert train["best_epoch"] == 2
+    assert 100 < train["peak_memory_mb"] < 1536  # PyTorch alone is over 100 MB of RSS
     data = json.loads((repo / "metrics/data.json").read_text())["data"]
     assert data["train"]["count"] == 1000 and data["val"]["count"] == 100
     assert data["train"]["dtype"] == "uint8" and data["train"]["per_class"]["Bag"] == 100
