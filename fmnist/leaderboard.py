@@ -41,6 +41,7 @@ class Row:
     note: str = ""
     comparable: bool = True
     seed: int | None = None
+    peak_mb: int | None = None  # the train stage's peak memory; runs before it was recorded: None
 
     @property
     def difference(self) -> float | None:
@@ -109,6 +110,7 @@ def _row(name: str, data: dict[str, Any]) -> Row | None:
         note=_note(reported),
         comparable=reported.comparable if reported else True,
         seed=(params.get("train") or {}).get("seed"),
+        peak_mb=train.get("peak_memory_mb"),
     )
 
 
@@ -243,12 +245,13 @@ def markdown(rows: list[Row]) -> str:
             "train time",
             "s/epoch",
             "device",
+            "peak MB",
             "test acc. %",
             "reported %",
             "difference",
             "about the reported figure",
         ],
-        "rlllrrrlrrrl",
+        "rlllrrrlrrrrl",
         [
             [
                 str(i),
@@ -259,6 +262,7 @@ def markdown(rows: list[Row]) -> str:
                 _duration(r.seconds),
                 f"{r.seconds_per_epoch:.1f}",
                 r.device,
+                "" if r.peak_mb is None else str(r.peak_mb),
                 f"{r.test_accuracy:.2f}",
                 "" if r.reported is None else f"{r.reported:.2f}",
                 "" if r.difference is None else f"{r.difference:+.2f}",

@@ -83,9 +83,17 @@ def test_rows_are_deduplicated_sorted_and_compared_with_reports(tmp_path: Path) 
     assert rows[0].reported is None
     table = markdown(rows)
     assert "| zoo-cnn3 | cnn3 | adam, lr 0.001, batch 32, 10 ep | 10 (9) | 4m10s |" in table
+    assert "| 25.0 | cpu |  | 90.44 |" in table  # run before peak memory was recorded
     write_leaderboard(rows, tmp_path)
     assert (tmp_path / "leaderboard.png").read_bytes()[:4] == b"\x89PNG"
     assert (tmp_path / "time_to_accuracy.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_peak_memory_of_the_train_stage_gets_a_column() -> None:
+    rev = _rev("cnn3", 0.9044, 250.0, name="zoo-cnn3")
+    rev["data"]["metrics"]["metrics/train.json"]["data"]["train"]["peak_memory_mb"] = 612
+    rows = rows_from_exp_show([{"rev": "workspace", "experiments": [{"revs": [rev]}]}])
+    assert rows[0].peak_mb == 612 and "| 25.0 | cpu | 612 | 90.44 |" in markdown(rows)
 
 
 def test_older_commits_of_a_branch_are_history_but_their_experiments_count() -> None:
