@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from fmnist.atomic import write_json, write_text
-from fmnist.errors import run_stage
+from fmnist.errors import PipelineError, run_stage
+from fmnist.models.registry import arch_defaults
 from fmnist.reference import REPORTED
 from fmnist.sweep import dvc
 
@@ -99,7 +100,7 @@ def _row(name: str, data: dict[str, Any]) -> Row | None:
     return Row(
         experiment=name,
         model=model,
-        recipe=_describe(recipe),
+        recipe=_describe(model, recipe),
         epochs_run=int(train.get("epochs_run", 0)),
         best_epoch=int(train.get("best_epoch", 0)),
         seconds=float(train.get("seconds", 0.0)),
@@ -212,7 +213,7 @@ def _note(reported: Any) -> str:
     return source + (f": {reported.note}" if reported.note else "")
 
 
-def _describe(recipe: dict[str, Any]) -> str:
+def _describe(model: str, recipe: dict[str, Any]) -> str:
     if "optimizer" not in recipe:  # a classic baseline: its options are the recipe
         options = ", ".join(f"{k} {v}" for k, v in (recipe.get("arch") or {}).items())
         return f"scikit-learn ({options})" if options else "scikit-learn"
@@ -228,9 +229,24 @@ def _describe(recipe: dict[str, Any]) -> str:
         parts.append(f"on {recipe['train_on']}")
     if recipe.get("patience"):
         parts.append(f"patience {recipe['patience']}")
-    if any((recipe.get("augment") or {}).values()):
-        parts.append("augment")
-    return ", ".join(parts)
+    augment = [_option(k, v) for k, v in (recipe.get("augment") or {}).items() if v]
+    if augment:
+        parts.append(f"augment ({', '.join(augment)})")
+    return ", ".join(parts + _arch_changes(model, recipe.get("arch") or {}))
+
+
+def _option(key: str, value: Any) -> str:
+    return key if value is True else f"{key} {value}"
+
+
+def _arch_changes(model: str, arch: dict[str, Any]) -> list[str]:
+    """The arch options that differ from the model's defaults (``width 48``): two runs of
+    one model with other layers must not read as the same recipe."""
+    try:
+        defaults = arch_defaults(model)
+    except PipelineError:  # a model this checkout no longer registers
+        return [_option(k, v) for k, v in arch.items()]
+    return [_option(k, v) for k, v in arch.items() if defaults.get(k, v) != v]
 
 
 def markdown(rows: list[Row]) -> str:

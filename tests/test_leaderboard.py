@@ -96,6 +96,17 @@ def test_peak_memory_of_the_train_stage_gets_a_column() -> None:
     assert rows[0].peak_mb == 612 and "| 25.0 | cpu | 612 | 90.44 |" in markdown(rows)
 
 
+def test_recipes_name_their_augmentations_and_changed_layers() -> None:
+    default = _rev("fastcnn", 0.9344, 180.0, name="default")
+    wide = _rev("fastcnn", 0.9381, 834.0, name="wide")
+    for rev, arch in ((default, {"width": 32}), (wide, {"width": 48, "dropout": 0.25})):
+        recipe = rev["data"]["params"]["params.yaml"]["data"]["models"]["fastcnn"]
+        recipe |= {"arch": arch, "augment": {"hflip": True, "crop_padding": 2, "erasing": 0}}
+    rows = {r.experiment: r.recipe for r in rows_from_exp_show([default, wide])}
+    assert rows["default"].endswith("10 ep, augment (hflip, crop_padding 2)")  # defaults unsaid
+    assert rows["wide"].endswith("10 ep, augment (hflip, crop_padding 2), width 48")
+
+
 def test_older_commits_of_a_branch_are_history_but_their_experiments_count() -> None:
     tip = _rev("fastcnn", 0.9344, 195.0, name="main")
     old_repro = _rev("fastcnn", 0.9344, 206.0)  # the same run, an earlier commit of main
