@@ -215,7 +215,7 @@ def _note(reported: Any) -> str:
 
 def _describe(model: str, recipe: dict[str, Any]) -> str:
     if "optimizer" not in recipe:  # a classic baseline: its options are the recipe
-        options = ", ".join(f"{k} {v}" for k, v in (recipe.get("arch") or {}).items())
+        options = ", ".join(_option(k, v) for k, v in (recipe.get("arch") or {}).items())
         return f"scikit-learn ({options})" if options else "scikit-learn"
     parts = [
         str(recipe.get("optimizer", "?")),
