@@ -12,7 +12,7 @@ import torch
 from conftest import ROOT, synthetic_split
 
 from bench.common import busy_fraction, engine_rate, load_params_for, precision_for
-from bench.parity import check_plain, parity
+from bench.parity import check_plain, mean_gap, parity, summary
 from fmnist.errors import PipelineError
 from fmnist.prepared import Split
 
@@ -59,6 +59,22 @@ def test_engine_and_plain_loop_learn_the_same_task_equally_well() -> None:
     row = parity("cnn1", recipe, splits, seed=0, device=torch.device("cpu"))
     assert row["engine"] > 0.9 and row["plain"] > 0.9
     assert abs(row["difference"]) <= 0.05
+    assert row["engine_last"] > 0.9 and row["plain_last"] > 0.9
+    assert row["difference_last"] == row["engine_last"] - row["plain_last"]
+
+
+def test_parity_is_judged_on_the_mean_gap_over_seeds_with_its_standard_error() -> None:
+    rows = [
+        {"difference": -0.010, "difference_last": 0.001},
+        {"difference": 0.002, "difference_last": -0.002},
+        {"difference": -0.004, "difference_last": 0.004},
+    ]
+    mean, error = mean_gap(rows, "difference")
+    assert mean == pytest.approx(-0.4)
+    assert error == pytest.approx(0.6 / 3**0.5)  # stdev of (-1.0, 0.2, -0.4) points is 0.6
+    line = summary("cnn3", rows)
+    assert "best epoch -0.40 ± 0.35 (outside ±0.3)" in line
+    assert "last epoch +0.10 ± 0.17 (within ±0.3)" in line
 
 
 def test_parity_refuses_recipes_the_plain_loop_does_not_implement() -> None:
