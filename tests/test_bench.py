@@ -12,6 +12,7 @@ import torch
 from conftest import ROOT, synthetic_split
 
 from bench.common import busy_fraction, engine_rate, load_params_for, precision_for
+from bench.ensemble import ensemble_table
 from bench.parity import check_plain, mean_gap, parity, summary
 from fmnist.errors import PipelineError
 from fmnist.prepared import Split
@@ -97,3 +98,20 @@ def test_peak_memory_is_the_kernels_high_water_mark_in_mib() -> None:
     )
     peak, hwm = map(float, out.stdout.split())
     assert peak > 512 and abs(peak - hwm) < 8
+
+
+def test_ensemble_table_scores_every_choice_of_members() -> None:
+    """Three models, each unsure where another is sure: alone they score 2/3, 1 and 1/3;
+    any two averaged are right everywhere."""
+    labels = torch.tensor([0, 1, 0])
+    sure0, sure1 = [0.9, 0.1], [0.1, 0.9]
+    probs = {
+        "a": torch.tensor([[0.45, 0.55], sure1, sure0]),
+        "b": torch.tensor([sure0, sure1, sure0]),
+        "c": torch.tensor([sure0, [0.55, 0.45], [0.4, 0.6]]),
+    }
+    rows = ensemble_table(probs, labels)
+    assert [r["choices"] for r in rows] == [3, 3, 1]
+    assert rows[0]["mean"] == pytest.approx(2 / 3)
+    assert rows[0]["min"] == pytest.approx(1 / 3) and rows[0]["max"] == 1.0
+    assert rows[1]["min"] == rows[2]["min"] == 1.0

@@ -1,0 +1,106 @@
+"""What averaging trained models would buy: test accuracy of every ensemble of them.
+
+    python -m bench.ensemble fastcnn-tv-s1 fastcnn-tv-s2 fastcnn-tv-s3 fastcnn-tv-s4 main \\
+        [--out results/ensemble]
+
+Each name is an experiment (`dvc exp show`) or a git revision; its ``models/model.pt``
+comes from the DVC cache, so nothing is retrained. Every model predicts the test set with
+flip TTA (the default recipe's evaluation); an ensemble averages its members'
+probabilities. For each ensemble size the table gives the mean, min and max accuracy over
+all choices of members: whether K models' worth of training time is better spent on an
+ensemble or on one bigger model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import statistics
+import subprocess
+import tempfile
+from pathlib import Path
+
+import dvc.api
+import torch
+
+from bench.common import write_results
+from fmnist import layout
+from fmnist.checkpoint import load_checkpoint
+from fmnist.engine import predict_logits, to_device
+from fmnist.errors import PipelineError
+from fmnist.prepared import load_split
+
+
+def revision(name: str) -> str:
+    """The git revision of experiment ``name``, or ``name`` itself (a branch, a commit)."""
+    refs = subprocess.run(
+        ["git", "for-each-ref", "--format=%(refname)", "refs/exps"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    matches = [ref for ref in refs if ref.rsplit("/", 1)[-1] == name]
+    return matches[0] if matches else name
+
+
+def checkpoint_probabilities(name: str, test: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Test-set probabilities (flip TTA) of the model that revision ``name`` trained."""
+    try:
+        blob = dvc.api.read(str(layout.MODEL), rev=revision(name), mode="rb")
+    except Exception as exc:
+        raise PipelineError(f"no model for {name!r} in the DVC cache ({exc})") from None
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "model.pt"
+        path.write_bytes(blob)
+        model, _ = load_checkpoint(path)
+    data = to_device(test.numpy(), labels.numpy(), torch.device("cpu"))
+    return predict_logits(model, data, 1000, tta=True).softmax(-1)
+
+
+def ensemble_table(probs: dict[str, torch.Tensor], labels: torch.Tensor) -> list[dict]:
+    """For each size K: accuracy of every K-member average, summarised as mean/min/max."""
+    rows = []
+    for k in range(1, len(probs) + 1):
+        accuracies = [
+            (sum(probs[n] for n in members).argmax(1) == labels).float().mean().item()
+            for members in itertools.combinations(probs, k)
+        ]
+        rows.append(
+            {
+                "members": k,
+                "choices": len(accuracies),
+                "mean": statistics.fmean(accuracies),
+                "min": min(accuracies),
+                "max": max(accuracies),
+            }
+        )
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("names", nargs="+", help="experiments or git revisions")
+    parser.add_argument("--data", type=Path, default=Path("data/prepared"))
+    parser.add_argument("--out", type=Path, help="write <out>.md and <out>.json")
+    args = parser.parse_args()
+    split = load_split(args.data / "test.npz")
+    images, labels = torch.from_numpy(split.images), torch.from_numpy(split.labels).long()
+    probs = {name: checkpoint_probabilities(name, images, labels) for name in args.names}
+    lines = [
+        f"Test accuracy (flip TTA) of the averaged probabilities of {', '.join(args.names)}; "
+        "`python -m bench.ensemble`.",
+        "",
+        "| members | choices | mean % | min % | max % |",
+        "|---:|---:|---:|---:|---:|",
+    ]
+    rows = ensemble_table(probs, labels)
+    lines += [
+        f"| {r['members']} | {r['choices']} | {r['mean']:.2%} | {r['min']:.2%} | {r['max']:.2%} |"
+        for r in rows
+    ]
+    print("\n".join(lines))
+    write_results(args.out, lines, {"models": args.names, "rows": rows})
+
+
+if __name__ == "__main__":
+    main()
