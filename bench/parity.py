@@ -10,9 +10,9 @@ the model's recipe on the prepared splits (`dvc repro prepare` first), keep thei
 validation epoch and are scored on the test set, and so is each one's last epoch. They
 differ in the order they see the images and in float rounding, so any one seed's gap is
 as noisy as a change of seed: the issue's bound (0.3 points) is judged on the mean gap
-over several seeds, printed with its standard error. The last epoch's gap is the
-steadier of the two: the best-epoch pick can land on epochs equal on validation but
-a point apart on test.
+over several seeds, printed with its standard error. The last epoch's gap leaves out
+the checkpoint pick, which can land on epochs equal on validation but a point apart on
+test.
 """
 
 from __future__ import annotations
