@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import statistics
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -22,7 +21,7 @@ from fmnist.datasets import FASHION_MNIST
 from fmnist.device import autocast_dtype
 from fmnist.engine import recipe_optimizer, to_device, train_epoch
 from fmnist.models import build_model
-from fmnist.params import Params, Recipe, load_params
+from fmnist.params import Params, Recipe, params_from
 
 DEBIAN = Path(FASHION_MNIST.debian_folder)
 
@@ -30,13 +29,7 @@ DEBIAN = Path(FASHION_MNIST.debian_folder)
 def load_params_for(name: str) -> Params:
     """params.yaml with ``model`` set to ``name`` (its recipe becomes ``.recipe``)."""
     raw = yaml.safe_load(Path("params.yaml").read_text())
-    raw["model"] = name
-    with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
-        yaml.safe_dump(raw, f)
-    try:
-        return load_params(f.name)
-    finally:
-        Path(f.name).unlink()
+    return params_from(raw | {"model": name}, f"params.yaml with model {name!r}")
 
 
 def real_data(n: int, split: str = "train") -> tuple[np.ndarray, np.ndarray]:

@@ -26,35 +26,36 @@ import torch
 from bench.common import write_results
 from fmnist import layout
 from fmnist.checkpoint import load_checkpoint
-from fmnist.engine import predict_logits, to_device
-from fmnist.errors import PipelineError
+from fmnist.engine import DeviceSplit, predict_logits, to_device
+from fmnist.errors import PipelineError, run_stage
 from fmnist.prepared import load_split
 
 
-def revision(name: str) -> str:
-    """The git revision of experiment ``name``, or ``name`` itself (a branch, a commit)."""
+def experiment_refs() -> dict[str, str]:
+    """Each experiment's name -> its git ref (``refs/exps/.../<name>``), read once."""
     refs = subprocess.run(
         ["git", "for-each-ref", "--format=%(refname)", "refs/exps"],
         capture_output=True,
         text=True,
         check=True,
     ).stdout.split()
-    matches = [ref for ref in refs if ref.rsplit("/", 1)[-1] == name]
-    return matches[0] if matches else name
+    return {ref.rsplit("/", 1)[-1]: ref for ref in refs}
 
 
-def checkpoint_probabilities(name: str, test: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Test-set probabilities (flip TTA) of the model that revision ``name`` trained."""
+def checkpoint_probabilities(name: str, rev: str, test: DeviceSplit) -> torch.Tensor:
+    """Test-set probabilities (flip TTA) of the model that revision ``rev`` trained."""
     try:
-        blob = dvc.api.read(str(layout.MODEL), rev=revision(name), mode="rb")
+        blob = dvc.api.read(str(layout.MODEL), rev=rev, mode="rb")
     except Exception as exc:
-        raise PipelineError(f"no model for {name!r} in the DVC cache ({exc})") from None
+        raise PipelineError(
+            f"no model for {name!r} in the DVC cache ({exc}); name an experiment that "
+            "`dvc exp show` lists, or a git revision whose run was committed"
+        ) from None
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "model.pt"
         path.write_bytes(blob)
         model, _ = load_checkpoint(path)
-    data = to_device(test.numpy(), labels.numpy(), torch.device("cpu"))
-    return predict_logits(model, data, 1000, tta=True).softmax(-1)
+    return predict_logits(model, test, 1000, tta=True).softmax(-1)
 
 
 def ensemble_table(probs: dict[str, torch.Tensor], labels: torch.Tensor) -> list[dict]:
@@ -84,8 +85,11 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="write <out>.md and <out>.json")
     args = parser.parse_args()
     split = load_split(args.data / "test.npz")
-    images, labels = torch.from_numpy(split.images), torch.from_numpy(split.labels).long()
-    probs = {name: checkpoint_probabilities(name, images, labels) for name in args.names}
+    test = to_device(split.images, split.labels, torch.device("cpu"))
+    refs = experiment_refs()
+    probs = {
+        name: checkpoint_probabilities(name, refs.get(name, name), test) for name in args.names
+    }
     lines = [
         f"Test accuracy (flip TTA) of the averaged probabilities of {', '.join(args.names)}; "
         "`python -m bench.ensemble`.",
@@ -93,7 +97,7 @@ def main() -> None:
         "| members | choices | mean % | min % | max % |",
         "|---:|---:|---:|---:|---:|",
     ]
-    rows = ensemble_table(probs, labels)
+    rows = ensemble_table(probs, test.labels)
     lines += [
         f"| {r['members']} | {r['choices']} | {r['mean']:.2%} | {r['min']:.2%} | {r['max']:.2%} |"
         for r in rows
@@ -103,4 +107,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_stage(main)

@@ -16,6 +16,7 @@ import torch
 
 from bench.common import engine_rate, load_params_for, real_data, write_results
 from fmnist.device import describe, select_device, set_threads
+from fmnist.errors import run_stage
 from fmnist.models import list_models
 
 EPOCH_IMAGES = 50_000
@@ -66,4 +67,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_stage(main)

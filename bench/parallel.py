@@ -14,6 +14,7 @@ import os
 import torch
 
 from bench.common import engine_rate, load_params_for, real_data
+from fmnist.errors import run_stage
 
 
 def _worker(name: str, steps: int, threads: int, out: mp.Queue) -> None:
@@ -50,4 +51,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_stage(main)

@@ -36,7 +36,7 @@ from bench.common import load_params_for, precision_for, write_results
 from bench.speed import PerSampleDataset
 from fmnist.device import describe, seed_everything, select_device, set_threads
 from fmnist.engine import evaluate, fit, recipe_optimizer, to_device
-from fmnist.errors import PipelineError
+from fmnist.errors import PipelineError, run_stage
 from fmnist.models import build_model
 from fmnist.optim import make_scheduler
 from fmnist.params import Recipe
@@ -188,6 +188,9 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=Path("data/prepared"))
     parser.add_argument("--out", type=Path, help="write <out>.md and <out>.json")
     args = parser.parse_args()
+    recipes = {name: load_params_for(name).recipe for name in args.models}
+    for name, recipe in recipes.items():
+        check_plain(name, recipe)  # before hours of training, not after
     threads = set_threads(0)
     device = select_device("auto")
     splits = {s: load_split(args.data / f"{s}.npz") for s in ("train", "val", "test")}
@@ -202,8 +205,7 @@ def main() -> None:
     ]
     print("\n".join(lines), flush=True)
     rows, summaries = [], []
-    for name in args.models:
-        recipe = load_params_for(name).recipe
+    for name, recipe in recipes.items():
         if args.epochs:
             recipe = replace(recipe, epochs=args.epochs)
         model_rows = []
@@ -231,4 +233,4 @@ def table_row(name: str, seed: int, epochs: int, row: dict[str, float]) -> str:
 
 
 if __name__ == "__main__":
-    main()
+    run_stage(main)

@@ -42,6 +42,7 @@ from bench.common import (
 )
 from fmnist.device import describe, peak_memory_mb, select_device, set_threads
 from fmnist.engine import EpochRecord, evaluate, fit, predict_logits, to_device
+from fmnist.errors import run_stage
 
 
 class PerSampleDataset(Dataset):
@@ -202,4 +203,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_stage(main)

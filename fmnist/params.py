@@ -108,10 +108,16 @@ def load_params(path: str | Path = "params.yaml") -> Params:
         raw = yaml.safe_load(path.read_text()) or {}
     except (OSError, yaml.YAMLError) as exc:
         raise PipelineError(f"cannot read {path}: {exc}".replace("\n", " ")) from None
+    return params_from(raw, str(path))
+
+
+def params_from(raw: dict[str, Any], source: str) -> Params:
+    """Validate params already read (``source`` names them in the error), e.g. params.yaml
+    with one key changed by a benchmark; raise one PipelineError listing every problem."""
     problems: list[str] = []
     params = _parse(raw, problems)
     if problems:
-        raise PipelineError(f"{path}: {len(problems)} problem(s): " + "; ".join(problems))
+        raise PipelineError(f"{source}: {len(problems)} problem(s): " + "; ".join(problems))
     return params
 
 

@@ -115,3 +115,8 @@ def test_ensemble_table_scores_every_choice_of_members() -> None:
     assert rows[0]["mean"] == pytest.approx(2 / 3)
     assert rows[0]["min"] == pytest.approx(1 / 3) and rows[0]["max"] == 1.0
     assert rows[1]["min"] == rows[2]["min"] == 1.0
+
+
+def test_benchmarks_name_an_unknown_model_in_one_line_with_the_valid_names() -> None:
+    with pytest.raises(PipelineError, match=r"^params.yaml with model 'nosuch': .*valid names: "):
+        load_params_for("nosuch")
