@@ -80,12 +80,29 @@ def peak_memory_mb(device: torch.device) -> float:
     """The most memory this process has held so far, in MiB: what a user must have free.
 
     On CUDA the tensors PyTorch allocated (``max_memory_allocated``); elsewhere the
-    process's peak resident set (``ru_maxrss``, which counts the Python and PyTorch
-    runtime too, so it is what `top` would have shown at the worst moment).
+    process's peak resident set, which counts the Python and PyTorch runtime too, so it
+    is what `top` would have shown at the worst moment. On Linux that is ``VmHWM``:
+    ``ru_maxrss`` survives ``exec``, so a process forked from a big parent (pytest, a
+    notebook) would report the parent's size instead of its own.
     """
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
+    hwm_kib = _linux_high_water_mark_kib()
+    if hwm_kib is not None:
+        return hwm_kib / 1024
     import resource  # POSIX only; imported here so that Windows can still train
 
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / 2**20 if sys.platform == "darwin" else peak / 1024  # bytes / KiB
+
+
+def _linux_high_water_mark_kib() -> int | None:
+    """This process's own peak RSS from /proc (``VmHWM``), or None where there is none."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
