@@ -8,7 +8,7 @@ from test_models import NEURAL
 from torch import nn
 
 from fmnist.models import build_model
-from fmnist.models.speedups import FastDropout, speed_up
+from fmnist.models.speedups import FastDropout, random_int16_like, speed_up
 
 IMAGE_MODELS = [m for m in NEURAL if m not in ("rnn", "bilstm")]
 
@@ -38,10 +38,33 @@ def test_pool_moves_before_monotonic_activations_only() -> None:
 
 
 def test_fast_dropout_keeps_the_rate_and_the_mean() -> None:
+    """The rate is p to 16 bits (0.3 -> 19,661 / 65,536) and the scale makes it unbiased."""
     torch.manual_seed(0)
     drop = FastDropout(0.3).train()
     y = drop(torch.ones(200_000))
     assert abs((y == 0).float().mean().item() - 0.3) < 0.005
     assert abs(y.mean().item() - 1.0) < 0.01
-    assert torch.unique(y).tolist() == [0.0, pytest.approx(1 / 0.7)]
+    assert torch.unique(y).tolist() == [0.0, pytest.approx(65536 / (65536 - 19661))]
     assert torch.equal(drop.eval()(torch.ones(5)), torch.ones(5))
+
+
+def test_fast_dropout_masks_are_seeded_and_keep_channels_last() -> None:
+    x = torch.ones(8, 3, 5, 5).contiguous(memory_format=torch.channels_last)
+    drop = FastDropout(0.5).train()
+    torch.manual_seed(1)
+    first = drop(x)
+    torch.manual_seed(1)
+    assert torch.equal(first, drop(x))
+    assert first.is_contiguous(memory_format=torch.channels_last)
+    assert 0.4 < (first == 0).float().mean().item() < 0.6
+
+
+def test_each_16_bit_lane_of_a_draw_is_uniform() -> None:
+    """Every quarter of the 64-bit draws is used, so each must span the signed range:
+    PyTorch's plain ``random_()`` on int64 never sets the top bit, which would keep
+    every fourth unit with a wrong rate."""
+    torch.manual_seed(0)
+    lanes = random_int16_like(torch.empty(400_000)).view(-1, 4)
+    negative = (lanes < 0).float().mean(0)
+    assert torch.all((negative - 0.5).abs() < 0.01), negative
+    assert lanes.min() < -32000 and lanes.max() > 32000
