@@ -88,11 +88,13 @@ def test_fit_keeps_the_best_epoch_and_learns() -> None:
 
 
 def test_training_on_train_and_val_keeps_the_last_epoch() -> None:
-    # val accuracy dips in some epochs; a split it learnt from cannot pick among them
-    result = _fit(0, Recipe(epochs=4, batch_size=32, lr=0.03, train_on="train+val"))
-    best = _fit(0, Recipe(epochs=4, batch_size=32, lr=0.03))
+    # val accuracy dips in some epochs; a split it learnt from cannot pick among them.
+    # Seed 1 at lr 0.1 dips at epoch 4 (0.40 -> 0.39); any change to the random streams
+    # (augmentation, dropout masks) moves the dip, so re-pick the seed if this fails.
+    result = _fit(1, Recipe(epochs=4, batch_size=32, lr=0.1, train_on="train+val"))
+    best = _fit(1, Recipe(epochs=4, batch_size=32, lr=0.1))
     assert [r.train_loss for r in result.history] == [r.train_loss for r in best.history]
-    assert best.best_epoch < 4 and result.best_epoch == 4  # (epoch 4 dips with this lr)
+    assert best.best_epoch < 4 and result.best_epoch == 4
     # only the kept (last) epoch is validated: earlier passes could pick nothing
     assert [r.val_loss for r in result.history[:3]] == [None] * 3
     assert result.history[-1].val_loss == best.history[-1].val_loss
