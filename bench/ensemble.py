@@ -14,10 +14,10 @@ ensemble or on one bigger model.
 from __future__ import annotations
 
 import argparse
+import io
 import itertools
 import statistics
 import subprocess
-import tempfile
 from pathlib import Path
 
 import dvc.api
@@ -25,7 +25,7 @@ import torch
 
 from bench.common import write_results
 from fmnist import layout
-from fmnist.checkpoint import load_checkpoint
+from fmnist.checkpoint import read_checkpoint
 from fmnist.engine import DeviceSplit, predict_logits, to_device
 from fmnist.errors import PipelineError, run_stage
 from fmnist.prepared import load_split
@@ -51,10 +51,7 @@ def checkpoint_probabilities(name: str, rev: str, test: DeviceSplit) -> torch.Te
             f"no model for {name!r} in the DVC cache ({exc}); name an experiment that "
             "`dvc exp show` lists, or a git revision whose run was committed"
         ) from None
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "model.pt"
-        path.write_bytes(blob)
-        model, _ = load_checkpoint(path)
+    model, _ = read_checkpoint(io.BytesIO(blob), f"{name}'s {layout.MODEL}")
     return predict_logits(model, test, 1000, tta=True).softmax(-1)
 
 

@@ -7,7 +7,7 @@ Saved with ``torch.save`` as plain containers and tensors, loaded with
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import torch
 from torch import nn
@@ -48,12 +48,20 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> tup
     path = Path(path)
     if not path.is_file():
         raise PipelineError(f"{path} is missing; run `dvc repro train` first")
+    return read_checkpoint(path, str(path), device)
+
+
+def read_checkpoint(
+    source: Path | BinaryIO, name: str, device: torch.device | str = "cpu"
+) -> tuple[nn.Module, dict]:
+    """:func:`load_checkpoint` from a file or an in-memory stream (a checkpoint read from
+    the DVC cache of another revision); ``name`` says which in errors."""
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        payload = torch.load(source, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise PipelineError(f"{path}: not a valid checkpoint ({exc}); retrain the model") from None
+        raise PipelineError(f"{name}: not a valid checkpoint ({exc}); retrain the model") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT_VERSION:
-        raise PipelineError(f"{path}: not a checkpoint of this project (format); retrain")
+        raise PipelineError(f"{name}: not a checkpoint of this project (format); retrain")
     in_shape = tuple(payload["input"]["shape"])
     model = build_model(payload["model"], payload["arch"], in_shape, len(payload["classes"]))
     model.load_state_dict(payload["state_dict"])

@@ -173,3 +173,19 @@ def test_onnx_export_agrees_with_pytorch(in_tmp: Path, trained) -> None:
     probs = ts(torch.from_numpy(images[:4, None].astype(np.float32) / 255))
     assert torch.allclose(probs.sum(1), torch.ones(4), atol=1e-5)
     assert (layout.MODELS / "contract.json").read_text().count("Ankle boot") == 1
+
+
+def test_a_checkpoint_read_from_memory_is_the_file_and_garbage_is_named(trained) -> None:
+    """bench.ensemble reads other revisions' models from the DVC cache as bytes."""
+    import io
+
+    from fmnist.checkpoint import load_checkpoint, read_checkpoint
+
+    model_path, _, _ = trained
+    from_file, _ = load_checkpoint(model_path)
+    from_bytes, meta = read_checkpoint(io.BytesIO(model_path.read_bytes()), "exp-1's model")
+    assert meta["model"] == "fastcnn"
+    for a, b in zip(from_file.state_dict().values(), from_bytes.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+    with pytest.raises(PipelineError, match=r"^exp-1's model: not a valid checkpoint"):
+        read_checkpoint(io.BytesIO(b"not a zip"), "exp-1's model")
