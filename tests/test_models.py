@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from fmnist.errors import PipelineError
 from fmnist.models import build_model, list_models
@@ -57,7 +58,7 @@ def test_model_trains_a_step_on_cpu(name: str) -> None:
     logits = model(x)
     assert logits.shape == (4, 10)
     torch.nn.functional.cross_entropy(logits, torch.arange(4)).backward()
-    assert all(p.grad is not None for p in model.parameters())
+    assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
 
 
 @pytest.mark.parametrize(("name", "count"), PARAM_COUNTS.items())
@@ -77,6 +78,24 @@ def test_recurrent_counts_apply_the_keras_bias_convention() -> None:
     torch_count = sum(p.numel() for p in model.parameters())
     duplicated_biases = 256 + 128 + 64  # bias_hh of the three SimpleRNNs
     assert torch_count - duplicated_biases + 2 * 64 == 135_498  # + BN moving stats
+
+
+@pytest.mark.parametrize("name", ["rnn", "bilstm"])
+def test_recurrent_layers_train_one_bias_per_gate_as_keras_does(name: str) -> None:
+    torch.manual_seed(0)
+    model = build_model(name)
+    rnns = [m for m in model.modules() if isinstance(m, torch.nn.RNNBase)]
+    before = {(r, n): p.detach().clone() for r in rnns for n, p in r.named_parameters()}
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
+    F.cross_entropy(model(torch.rand(4, 1, 28, 28)), torch.tensor([0, 1, 2, 3])).backward()
+    optimizer.step()
+    for rnn in rnns:
+        for n, p in rnn.named_parameters():
+            if n.startswith("bias_hh"):  # frozen at zero: bias_ih + bias_hh is Keras's bias
+                assert not p.requires_grad and not p.any()
+            elif n.startswith("bias_ih"):  # ... which moves by one step of its gradient
+                assert p.grad is not None
+                torch.testing.assert_close(p - before[rnn, n], -0.5 * p.grad)
 
 
 def test_recurrent_models_read_rows_as_steps() -> None:

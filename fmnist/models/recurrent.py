@@ -3,7 +3,12 @@
 A (N, C, H, W) batch becomes H steps of C*W features, so 28 steps of 28 pixels for
 Fashion-MNIST. Initialised as Keras does: Glorot-uniform input kernels, orthogonal
 recurrent kernels, zero biases, and the LSTM forget-gate bias at 1 (unit_forget_bias).
-PyTorch keeps two bias vectors per gate where Keras keeps one; the summary counts one.
+
+PyTorch keeps two bias vectors per gate (``bias_ih + bias_hh``) where Keras keeps one.
+Training both would not be Keras's model: the pair moves twice as far per step as one
+bias does (SGD adds the same gradient to each; Adam takes a full step in each), which
+doubles the biases' learning rate. ``bias_hh`` is therefore frozen at zero, so the sum
+is the single Keras bias and trains exactly as it does; the summary counts it once.
 """
 
 from __future__ import annotations
@@ -34,6 +39,8 @@ def _keras_recurrent_init(rnn: nn.RNNBase) -> None:
             nn.init.zeros_(p)
             if isinstance(rnn, nn.LSTM) and name.startswith("bias_ih"):
                 p.data[rnn.hidden_size : 2 * rnn.hidden_size] = 1.0  # forget gate
+            if name.startswith("bias_hh"):
+                p.requires_grad_(False)  # Keras's one bias per gate: see the module docstring
 
 
 class StackedRNN(nn.Module):

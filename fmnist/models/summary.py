@@ -29,7 +29,8 @@ def keras_param_counts(model: nn.Module) -> tuple[int, int]:
     Two conventions differ from PyTorch's: batch norm's running mean and variance are
     buffers in PyTorch but non-trainable weights in Keras (counted here), and PyTorch's
     recurrent layers keep two bias vectors (``bias_ih`` and ``bias_hh``) where Keras keeps
-    one (``bias_hh`` is not counted: the two only ever appear as their sum).
+    one (``bias_hh`` is not counted: it is frozen at zero, see
+    :mod:`fmnist.models.recurrent`, and only ever appears in the sum with ``bias_ih``).
     """
     duplicate = {
         id(p)
