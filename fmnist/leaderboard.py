@@ -21,6 +21,7 @@ from typing import Any
 from fmnist.atomic import write_json, write_text
 from fmnist.errors import PipelineError, run_stage
 from fmnist.models.registry import arch_defaults
+from fmnist.params import PrepareParams
 from fmnist.reference import REPORTED
 from fmnist.sweep import dvc
 
@@ -100,7 +101,7 @@ def _row(name: str, data: dict[str, Any]) -> Row | None:
     return Row(
         experiment=name,
         model=model,
-        recipe=_describe(model, recipe),
+        recipe=_describe(model, recipe, params.get("prepare") or {}),
         epochs_run=int(train.get("epochs_run", 0)),
         best_epoch=int(train.get("best_epoch", 0)),
         seconds=float(train.get("seconds", 0.0)),
@@ -213,7 +214,10 @@ def _note(reported: Any) -> str:
     return source + (f": {reported.note}" if reported.note else "")
 
 
-def _describe(model: str, recipe: dict[str, Any]) -> str:
+DEFAULT_VAL_SIZE = PrepareParams().val_size
+
+
+def _describe(model: str, recipe: dict[str, Any], prepare: dict[str, Any] | None = None) -> str:
     if "optimizer" not in recipe:  # a classic baseline: its options are the recipe
         options = ", ".join(_option(k, v) for k, v in (recipe.get("arch") or {}).items())
         return f"scikit-learn ({options})" if options else "scikit-learn"
@@ -227,6 +231,9 @@ def _describe(model: str, recipe: dict[str, Any]) -> str:
         parts.append(str(recipe["schedule"]))
     if recipe.get("train_on", "train") != "train":
         parts.append(f"on {recipe['train_on']}")
+    val_size = (prepare or {}).get("val_size", DEFAULT_VAL_SIZE)
+    if val_size != DEFAULT_VAL_SIZE:  # another split is another recipe (report A's 10 %)
+        parts.append(f"{val_size} held out")
     if recipe.get("patience"):
         parts.append(f"patience {recipe['patience']}")
     augment = [_option(k, v) for k, v in (recipe.get("augment") or {}).items() if v]

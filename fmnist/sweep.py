@@ -21,7 +21,7 @@ import time
 
 from fmnist.errors import PipelineError, run_stage
 from fmnist.models import list_models
-from fmnist.reference import ZOO
+from fmnist.reference import REPORTED, ZOO
 
 
 def dvc(*args: str) -> str:
@@ -34,13 +34,24 @@ def dvc(*args: str) -> str:
     return proc.stdout
 
 
+def report_split(name: str) -> list[str]:
+    """The override that gives ``name`` its report's train/validation split, if the report
+    held out another number of images than params.yaml does (report A: 10 %, 6,000)."""
+    reported = REPORTED.get(name)
+    if reported is None or reported.val_size is None:
+        return []
+    return [f"prepare.val_size={reported.val_size}"]
+
+
 def queue(models: list[str], overrides: list[str]) -> None:
-    """Queue one experiment per model: ``-S model=<name>`` switches the recipe too."""
+    """Queue one experiment per model: ``-S model=<name>`` switches the recipe too, and
+    the report's own split where it differs; ``overrides`` come last and win."""
     unknown = [m for m in models if m not in list_models()]
     if unknown:
         raise PipelineError(f"unknown model(s) {unknown}; valid names: {', '.join(list_models())}")
     for name in models:
-        sets = [arg for kv in [f"model={name}", *overrides] for arg in ("-S", kv)]
+        settings = [f"model={name}", *report_split(name), *overrides]
+        sets = [arg for kv in settings for arg in ("-S", kv)]
         dvc("exp", "run", "--queue", "--force", "-n", f"zoo-{name}", *sets)
         print(f"queued zoo-{name}", flush=True)
 

@@ -12,7 +12,7 @@ from fmnist.leaderboard import (
     seed_summaries,
     write_leaderboard,
 )
-from fmnist.sweep import ACTIVE, share_cores
+from fmnist.sweep import ACTIVE, queue, share_cores
 
 
 def _rev(
@@ -200,3 +200,32 @@ def test_training_on_train_and_val_is_a_recipe_of_its_own() -> None:
         "adam, lr 0.001, batch 32, 10 ep": 93.05,
         "adam, lr 0.001, batch 32, 10 ep, on train+val": 93.55,
     }
+
+
+def test_a_report_split_is_part_of_the_recipe_shown() -> None:
+    default, report_a = _rev("cnn1-bn", 0.92, 60, "a"), _rev("cnn1-bn", 0.92, 60, "b")
+    report_a["data"]["params"]["params.yaml"]["data"]["prepare"] = {"val_size": 6000}
+    rows = {
+        r.experiment: r.recipe
+        for r in rows_from_exp_show(
+            [{"rev": "workspace", "data": {}, "experiments": [{"revs": [default, report_a]}]}]
+        )
+    }
+    assert "held out" not in rows["a"]
+    assert rows["b"].endswith("6000 held out")
+
+
+def test_the_sweep_gives_report_a_models_their_10_percent_split(monkeypatch) -> None:
+    calls: list[tuple[str, ...]] = []
+    monkeypatch.setattr("fmnist.sweep.dvc", lambda *args: calls.append(args) or "")
+    queue(["cnn1-bn", "rnn"], ["train.seed=1"])
+    cnn1_bn, rnn = calls
+    assert cnn1_bn[-6:] == (
+        "-S",
+        "model=cnn1-bn",
+        "-S",
+        "prepare.val_size=6000",
+        "-S",
+        "train.seed=1",
+    )
+    assert "prepare.val_size=6000" not in rnn
