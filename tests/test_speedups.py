@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 from test_models import NEURAL
 from torch import nn
 
 from fmnist.models import build_model
+from fmnist.models.fused_rnn import FusedRNN, fuse_rnn
 from fmnist.models.speedups import FastDropout, random_int16_like, speed_up
 
 IMAGE_MODELS = [m for m in NEURAL if m not in ("rnn", "bilstm")]
@@ -68,3 +71,51 @@ def test_each_16_bit_lane_of_a_draw_is_uniform() -> None:
     negative = (lanes < 0).float().mean(0)
     assert torch.all((negative - 0.5).abs() < 0.01), negative
     assert lanes.min() < -32000 and lanes.max() > 32000
+
+
+@pytest.mark.parametrize("nonlinearity", ["relu", "tanh"])
+def test_fused_rnn_matches_pytorchs_outputs_and_gradients(nonlinearity: str) -> None:
+    torch.manual_seed(0)
+    reference = nn.RNN(28, 16, nonlinearity=nonlinearity, batch_first=True)
+    fused = fuse_rnn(copy.deepcopy(reference))
+    assert type(fused) is FusedRNN and fused.state_dict().keys() == reference.state_dict().keys()
+    x = torch.randn(5, 28, 28)
+    xr, xf = x.clone().requires_grad_(), x.clone().requires_grad_()
+    (out_ref, h_ref), (out_fused, h_fused) = reference(xr), fused(xf)
+    torch.testing.assert_close(out_fused, out_ref)
+    torch.testing.assert_close(h_fused, h_ref)
+    weights = torch.randn_like(out_ref)  # a loss that reaches every step's output
+    ((out_ref * weights).sum() + h_ref.square().sum()).backward()
+    ((out_fused * weights).sum() + h_fused.square().sum()).backward()
+    torch.testing.assert_close(xf.grad, xr.grad)
+    for (key, a), b in zip(reference.named_parameters(), fused.parameters(), strict=True):
+        torch.testing.assert_close(b.grad, a.grad, msg=key)
+
+
+def test_the_rnn_model_trains_the_same_with_the_fused_kernel() -> None:
+    torch.manual_seed(0)
+    reference = build_model("rnn", fast=False)
+    fused = build_model("rnn", fast=False)
+    fused.load_state_dict(reference.state_dict())
+    speed_up(fused)
+    assert any(type(m) is FusedRNN for m in fused.modules())
+    x, y = torch.rand(8, 1, 28, 28), torch.arange(8)
+    for model in (reference, fused):
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+        for _ in range(3):
+            optimizer.zero_grad()
+            nn.functional.cross_entropy(model(x), y).backward()
+            optimizer.step()
+    for (key, a), b in zip(
+        reference.state_dict().items(), fused.state_dict().values(), strict=True
+    ):
+        torch.testing.assert_close(b, a, msg=key)
+
+
+def test_fused_rnn_leaves_other_cases_to_pytorch() -> None:
+    rnn = fuse_rnn(nn.RNN(4, 3, num_layers=2, batch_first=True))
+    assert not rnn._fusable(torch.rand(2, 5, 4), None)  # two layers: nn.RNN's own path
+    single = fuse_rnn(nn.RNN(4, 3, batch_first=True))
+    assert single._fusable(torch.rand(2, 5, 4), None)
+    assert not single._fusable(torch.rand(2, 5, 4), torch.zeros(1, 2, 3))
+    assert single(torch.rand(2, 5, 4), torch.zeros(1, 2, 3))[0].shape == (2, 5, 3)

@@ -15,8 +15,12 @@ costs, fixed here once for every model instead of in each builder:
   1/65,536 (0.1 -> 0.100006), and kept units are scaled by 1 / (1 - that rate) so the
   expected output still equals the input.
 
-Only parameterless modules move or change, so state dicts (and checkpoints) are the same
-as the reference layout's and load either way.
+* ``nn.RNN``'s CPU backward is a chain of small autograd nodes, two small matrix
+  products per time step; :class:`~fmnist.models.fused_rnn.FusedRNN` does one and
+  batches the rest into three large ones.
+
+Only parameterless modules move or change (an RNN keeps its parameters), so state
+dicts (and checkpoints) are the same as the reference layout's and load either way.
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ import itertools
 
 import torch
 from torch import nn
+
+from fmnist.models.fused_rnn import fuse_rnn
 
 MONOTONIC = (nn.ReLU, nn.LeakyReLU, nn.Tanh, nn.Sigmoid)
 
@@ -61,13 +67,16 @@ def random_int16_like(x: torch.Tensor) -> torch.Tensor:
 
 
 def speed_up(model: nn.Module) -> nn.Module:
-    """Pool before non-decreasing activations and use :class:`FastDropout`, in place."""
+    """Pool before non-decreasing activations, use :class:`FastDropout`, and give
+    ``nn.RNN`` layers the fused CPU kernel (:mod:`fmnist.models.fused_rnn`), in place."""
     for module in model.modules():
         if isinstance(module, nn.Sequential):
             _pool_first(module)
         for name, child in module.named_children():
             if type(child) is nn.Dropout:
                 setattr(module, name, FastDropout(child.p))
+            elif type(child) is nn.RNN:
+                fuse_rnn(child)
     return model
 
 
