@@ -129,3 +129,12 @@ def test_ensemble_table_scores_every_choice_of_members() -> None:
 def test_benchmarks_name_an_unknown_model_in_one_line_with_the_valid_names() -> None:
     with pytest.raises(PipelineError, match=r"^params.yaml with model 'nosuch': .*valid names: "):
         load_params_for("nosuch")
+
+
+def test_roofline_counts_a_training_image_of_cnn1_as_by_hand() -> None:
+    from bench.roofline import training_flops
+
+    conv1 = 26 * 26 * 32 * 9 * 1 * 2  # forward; its input needs no gradient: 1 more pass
+    conv2 = 11 * 11 * 64 * 9 * 32 * 2  # forward; backward: input and weight gradients
+    dense = 1600 * 10 * 2
+    assert training_flops("cnn1") == 2 * conv1 + 3 * conv2 + 3 * dense
