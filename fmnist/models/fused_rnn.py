@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.autograd.function import once_differentiable
 
 
 class _ElmanLayer(torch.autograd.Function):
@@ -48,6 +49,7 @@ class _ElmanLayer(torch.autograd.Function):
         return h_all
 
     @staticmethod
+    @once_differentiable  # the backward itself is not differentiated (no double backward)
     def backward(ctx: Any, grad_h: torch.Tensor) -> tuple[torch.Tensor | None, ...]:  # type: ignore[override]
         x, w_ih, w_hh, h_all = ctx.saved_tensors
         steps, batch, hidden = h_all.shape
