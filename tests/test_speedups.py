@@ -119,3 +119,14 @@ def test_fused_rnn_leaves_other_cases_to_pytorch() -> None:
     assert single._fusable(torch.rand(2, 5, 4), None)
     assert not single._fusable(torch.rand(2, 5, 4), torch.zeros(1, 2, 3))
     assert single(torch.rand(2, 5, 4), torch.zeros(1, 2, 3))[0].shape == (2, 5, 3)
+
+
+def test_fused_rnn_model_evaluates_and_exports_with_pytorchs_kernel() -> None:
+    torch.manual_seed(0)
+    model = build_model("rnn")
+    x = torch.rand(3, 1, 28, 28)
+    assert model.train()._modules["rnns"][0]._fusable(x[:, 0], None)
+    model.eval()
+    assert not any(rnn._fusable(x[:, 0], None) for rnn in model._modules["rnns"])
+    traced = torch.jit.trace(model, x)  # TorchScript cannot record the fused Function
+    torch.testing.assert_close(traced(x), model(x))

@@ -81,9 +81,10 @@ class _ElmanLayer(torch.autograd.Function):
 
 
 class FusedRNN(nn.RNN):
-    """``nn.RNN`` whose one-layer, unidirectional, batch-first CPU case runs
-    :class:`_ElmanLayer`; every other case (CUDA's cuDNN kernel, a given initial state,
-    several layers) is ``nn.RNN``'s own. Same parameters, so the same state dict."""
+    """``nn.RNN`` whose one-layer, unidirectional, batch-first CPU training step runs
+    :class:`_ElmanLayer`; every other case (evaluation and export, CUDA's cuDNN kernel,
+    a given initial state, several layers) is ``nn.RNN``'s own. Same parameters, so the
+    same state dict."""
 
     def forward(  # type: ignore[override]
         self, x: torch.Tensor, hx: torch.Tensor | None = None
@@ -101,8 +102,15 @@ class FusedRNN(nn.RNN):
         return h_all.transpose(0, 1), h_all[-1:]
 
     def _fusable(self, x: torch.Tensor, hx: torch.Tensor | None) -> bool:
+        """Training steps on a CPU only: the gain is in the backward, and evaluation,
+        tracing and export (TorchScript cannot record a Python autograd Function) get
+        ``nn.RNN``'s own kernel, the same math."""
         return (
-            x.device.type == "cpu"
+            self.training
+            and torch.is_grad_enabled()
+            and not torch.jit.is_tracing()
+            and not torch.jit.is_scripting()
+            and x.device.type == "cpu"
             and x.dim() == 3
             and hx is None
             and self.num_layers == 1
