@@ -23,11 +23,11 @@ import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
 from bench.common import engine_rate, load_params_for, real_data, write_results
+from bench.epoch_seconds import EPOCH_IMAGES
 from fmnist.device import describe, select_device, set_threads
 from fmnist.errors import run_stage
 from fmnist.models import build_model
 
-EPOCH_IMAGES = 50_000
 # Keras 3 / TensorFlow seconds per training epoch on this 2-core CPU, and the share of it
 # issue #4 asks for (one half for the CNNs, two thirds for the recurrent models)
 KERAS_SECONDS = {
@@ -77,12 +77,13 @@ def row(name: str, steps: int, peak: float, device: torch.device) -> dict:
     keras = KERAS_SECONDS.get(name)
     target = keras * TARGET_SHARE.get(name, 1 / 2) if keras else None
     needed = EPOCH_IMAGES * flops / target / 1e9 if target else None
+    achieved = rate * flops / 1e9
     return {
         "model": name,
         "mflop_per_image": round(flops / 1e6, 1),
         "seconds_per_epoch": round(EPOCH_IMAGES / rate, 1),
-        "gflops": round(rate * flops / 1e9, 1),
-        "share_of_peak": round(rate * flops / 1e9 / peak, 2),
+        "gflops": round(achieved, 1),
+        "share_of_peak": round(achieved / peak, 2),
         "floor_seconds": round(EPOCH_IMAGES * flops / peak / 1e9, 1),
         "keras_seconds": keras,
         "target_seconds": round(target, 1) if target else None,
