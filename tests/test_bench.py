@@ -39,8 +39,11 @@ def test_engine_rate_counts_images_per_second() -> None:
     assert 10 < rate < 1e6
 
 
-def test_cpu_benchmarks_time_fp32_as_the_train_stage_does() -> None:
-    assert precision_for("fastcnn", torch.device("cpu")) is None
+def test_cpu_benchmarks_time_the_precision_the_train_stage_uses() -> None:
+    from fmnist.device import autocast_dtype
+
+    cpu = torch.device("cpu")
+    assert precision_for("fastcnn", cpu) is autocast_dtype("auto", cpu)
 
 
 def _patches(n: int, seed: int) -> Split:

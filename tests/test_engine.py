@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 import torch.nn.functional as F
 from conftest import synthetic_split
@@ -214,11 +215,29 @@ def test_flip_alone_mirrors_about_half_the_images_exactly() -> None:
     assert 70 < int(mirrored.sum()) < 130
 
 
-def test_precision_auto_is_fp32_on_cpu_and_bf16_trains_when_asked() -> None:
-    from fmnist.device import autocast_dtype
+def test_precision_auto_is_bf16_only_on_cpus_that_compute_in_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from fmnist import device
 
-    assert autocast_dtype("auto", CPU) is None and autocast_dtype("fp32", CPU) is None
-    assert autocast_dtype("bf16", CPU) is torch.bfloat16
+    for native, expected in ((False, None), (True, torch.bfloat16)):
+        monkeypatch.setattr(device, "cpu_has_native_bf16", lambda native=native: native)
+        assert device.autocast_dtype("auto", CPU) is expected
+        assert device.autocast_dtype("fp32", CPU) is None
+        assert device.autocast_dtype("bf16", CPU) is torch.bfloat16
+
+
+def test_cpu_bf16_detection_reads_the_cpus_flags(monkeypatch: pytest.MonkeyPatch) -> None:
+    from fmnist.device import cpu_has_native_bf16
+
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False, raising=False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False, raising=False)
+    assert not cpu_has_native_bf16()
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True, raising=False)
+    assert cpu_has_native_bf16()
+
+
+def test_bf16_autocast_trains_on_cpu() -> None:
     seed_everything(0)
     model = build_model("cnn1", {"dropout": 0.0})
     data = _learnable(64, 0)

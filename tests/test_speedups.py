@@ -130,3 +130,16 @@ def test_fused_rnn_model_evaluates_and_exports_with_pytorchs_kernel() -> None:
     assert not any(rnn._fusable(x[:, 0], None) for rnn in model._modules["rnns"])
     traced = torch.jit.trace(model, x)  # TorchScript cannot record the fused Function
     torch.testing.assert_close(traced(x), model(x))
+
+
+def test_fused_rnn_keeps_the_recurrence_fp32_under_cpu_autocast() -> None:
+    torch.manual_seed(0)
+    reference = nn.RNN(28, 16, batch_first=True)
+    fused = fuse_rnn(copy.deepcopy(reference))
+    x = torch.randn(5, 28, 28, requires_grad=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out, h = fused(x)
+    assert out.dtype == torch.float32 and h.dtype == torch.float32
+    torch.testing.assert_close(out, reference(x)[0])  # fp32 math, not bf16 rounding
+    out.sum().backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all()
