@@ -20,7 +20,8 @@ from fmnist import formats
 from fmnist.datasets import FASHION_MNIST
 from fmnist.device import autocast_dtype
 from fmnist.engine import recipe_optimizer, to_device, train_epoch
-from fmnist.models import build_model
+from fmnist.models import build_model, list_models
+from fmnist.models.classic import ClassicModel
 from fmnist.params import Params, Recipe, params_from
 
 DEBIAN = Path(FASHION_MNIST.debian_folder)
@@ -67,6 +68,19 @@ def precision_for(name: str, device: torch.device) -> torch.dtype | None:
     """The autocast dtype the train stage would use for ``name`` on ``device`` (bf16 on
     a CUDA GPU that has it, fp32 elsewhere), so the benchmark times what users run."""
     return autocast_dtype(load_params_for(name).train.precision, device)
+
+
+def neural_models() -> list[str]:
+    """Every registered model that trains by gradient steps: the classic baselines are
+    fitted by scikit-learn in one go, so they have no epochs or steps to time."""
+    return [name for name in list_models() if not isinstance(build_model(name), ClassicModel)]
+
+
+def precision_label(device: torch.device) -> str:
+    """How the train stage computes on ``device`` with params.yaml's ``train.precision``,
+    for a table's header: timings in bf16 and fp32 are not comparable."""
+    precision = autocast_dtype(load_params_for(list_models()[0]).train.precision, device)
+    return "bf16 autocast" if precision == torch.bfloat16 else "fp32"
 
 
 def sync(device: torch.device) -> None:

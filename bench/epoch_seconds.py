@@ -14,10 +14,16 @@ from pathlib import Path
 
 import torch
 
-from bench.common import engine_rate, load_params_for, real_data, write_results
+from bench.common import (
+    engine_rate,
+    load_params_for,
+    neural_models,
+    precision_label,
+    real_data,
+    write_results,
+)
 from fmnist.device import describe, select_device, set_threads
 from fmnist.errors import run_stage
-from fmnist.models import list_models
 
 EPOCH_IMAGES = 50_000
 
@@ -38,7 +44,7 @@ def seconds_per_epoch(name: str, steps: int, device: torch.device) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("models", nargs="*", default=list_models())
+    parser.add_argument("models", nargs="*", default=neural_models())
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--out", type=Path, help="also write the table (markdown) and .json here")
     args = parser.parse_args()
@@ -46,6 +52,7 @@ def main() -> None:
     device = select_device("auto")
     lines = [
         f"Seconds per training epoch (50,000 images) on {describe(device)}, {threads} threads, "
+        f"{precision_label(device)}, "
         f"measured over {args.steps} steps after a warm-up by `python -m bench.epoch_seconds`.",
         "",
         "| model | batch | s/epoch | images/s | recipe epochs | full recipe (min) |",

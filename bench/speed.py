@@ -35,6 +35,7 @@ from bench.common import (
     load_params_for,
     median_rate,
     precision_for,
+    precision_label,
     real_data,
     setup,
     sync,
@@ -178,9 +179,10 @@ def main() -> None:
     device = select_device("auto")
     threads = set_threads(0)
     header = [
-        f"Device: {describe(device)}, {threads} threads; {args.steps} steps x {args.repeats} "
-        "repeats (median), `python -m bench.speed`. Each model is measured in a process of "
-        "its own: peak MB is that process's peak RSS (on CUDA, tensors allocated).",
+        f"Device: {describe(device)}, {threads} threads; engine in {precision_label(device)}, "
+        f"baseline in fp32; {args.steps} steps x {args.repeats} repeats (median), "
+        "`python -m bench.speed`. Each model is measured in a process of its own: peak MB "
+        "is that process's peak RSS (on CUDA, tensors allocated).",
         "",
         "| model | batch | engine img/s | baseline img/s | ratio | inference img/s "
         "| peak MB | busy % | time to accuracy |",

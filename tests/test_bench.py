@@ -11,7 +11,13 @@ import pytest
 import torch
 from conftest import ROOT, synthetic_split
 
-from bench.common import busy_fraction, engine_rate, load_params_for, precision_for
+from bench.common import (
+    busy_fraction,
+    engine_rate,
+    load_params_for,
+    neural_models,
+    precision_for,
+)
 from bench.ensemble import ensemble_table
 from bench.parity import check_plain, mean_gap, parity, summary
 from fmnist.errors import PipelineError
@@ -37,6 +43,12 @@ def test_busy_fraction_is_a_share_of_the_wall_time() -> None:
 def test_engine_rate_counts_images_per_second() -> None:
     rate = engine_rate("cnn1", *_data(), steps=2, repeats=1, device=torch.device("cpu"))
     assert 10 < rate < 1e6
+
+
+def test_benchmarks_time_the_models_that_train_by_steps() -> None:
+    names = neural_models()
+    assert {"cnn1", "rnn", "fastcnn"} <= set(names)
+    assert not {"logreg", "random-forest", "svm-rbf-pca"} & set(names)
 
 
 def test_cpu_benchmarks_time_the_precision_the_train_stage_uses() -> None:
