@@ -7,7 +7,8 @@ For each model: the floating-point operations of one training image (forward + b
 counted by ``torch.utils.flop_counter`` on the reference layers, with oneDNN off so that
 the LSTM kernel decomposes into the matrix products it is made of), the engine's training
 rate (the train stage's loop, as ``bench.speed`` times it) and so its achieved GFLOP/s;
-the peak, measured as the best of large square fp32 matrix products on the same threads;
+the peak, measured as the best of large square matrix products on the same threads, in
+the precision the engine trains in (bf16 where ``train.precision: auto`` picks it);
 and the GFLOP/s a model would need to meet its target. A target that needs more than the
 peak cannot be met by any engine running that model's math on this machine.
 """
@@ -22,7 +23,13 @@ import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
-from bench.common import engine_rate, load_params_for, real_data, write_results
+from bench.common import (
+    engine_rate,
+    load_params_for,
+    precision_label,
+    real_data,
+    write_results,
+)
 from bench.epoch_seconds import EPOCH_IMAGES
 from fmnist.device import describe, select_device, set_threads
 from fmnist.errors import run_stage
@@ -52,11 +59,16 @@ def training_flops(name: str, batch: int = 8) -> float:
     return count.get_total_flops() / batch
 
 
-def matmul_peak(device: torch.device, sizes: tuple[int, ...] = (1024, 2048)) -> float:
-    """Best GFLOP/s of square fp32 matrix products: the arithmetic ceiling."""
+def matmul_peak(
+    device: torch.device,
+    dtype: torch.dtype = torch.float32,
+    sizes: tuple[int, ...] = (1024, 2048),
+) -> float:
+    """Best GFLOP/s of square ``dtype`` matrix products: the arithmetic ceiling."""
     best = 0.0
     for n in sizes:
-        a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+        a = torch.randn(n, n, device=device, dtype=dtype)
+        b = torch.randn(n, n, device=device, dtype=dtype)
         for _ in range(2):
             a @ b
         repeats = max(2, int(2e10 / (2 * n**3)))
@@ -100,10 +112,13 @@ def main() -> None:
     args = parser.parse_args()
     threads = set_threads(0)
     device = select_device("auto")
-    peak = matmul_peak(device)
+    label = precision_label(device)
+    dtype = torch.bfloat16 if label.startswith("bf16") else torch.float32
+    peak = matmul_peak(device, dtype)
     lines = [
         f"Arithmetic of one training epoch (50,000 images) on {describe(device)}, {threads} "
-        f"threads; peak {peak:.0f} GFLOP/s (best square fp32 matrix product); "
+        f"threads, engine in {label}; peak {peak:.0f} GFLOP/s (best square "
+        f"{str(dtype).removeprefix('torch.')} matrix product); "
         f"`python -m bench.roofline`. Floor: the epoch's operations at the peak.",
         "",
         "| model | MFLOP / image | s/epoch | GFLOP/s | of peak | floor s | Keras s "
@@ -123,7 +138,13 @@ def main() -> None:
             f"| {possible if r['target_seconds'] else ''} |"
         )
         print(lines[-1], flush=True)
-    payload = {"device": describe(device), "threads": threads, "peak_gflops": peak, "rows": rows}
+    payload = {
+        "device": describe(device),
+        "threads": threads,
+        "precision": label,
+        "peak_gflops": peak,
+        "rows": rows,
+    }
     write_results(args.out, lines, payload)
 
 

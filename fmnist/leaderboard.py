@@ -239,6 +239,8 @@ def _describe(model: str, recipe: dict[str, Any], prepare: dict[str, Any] | None
     augment = [_option(k, v) for k, v in (recipe.get("augment") or {}).items() if v]
     if augment:
         parts.append(f"augment ({', '.join(augment)})")
+    if recipe.get("tta_shift"):  # flip TTA is the modern recipes' default, shifts are not
+        parts.append(f"TTA shift {recipe['tta_shift']}")
     return ", ".join(parts + _arch_changes(model, recipe.get("arch") or {}))
 
 

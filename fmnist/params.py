@@ -57,6 +57,8 @@ class Recipe:
     label_smoothing: float = 0.0
     ema: float = 0.0  # decay of an exponential moving average of the weights; 0: off
     tta: bool = False  # evaluate with flip test-time augmentation (needs augment.hflip)
+    # also average copies shifted this many pixels (needs augment.crop_padding >= it)
+    tta_shift: int = 0
     schedule: str = "none"
     warmup: float = 0.0
     # "train+val": also learn from the validation split, for a recipe whose schedule is
@@ -80,7 +82,7 @@ class TrainParams:
     resume: bool = True
     launcher: str = "python"
     nproc: int = 2
-    precision: str = "auto"  # auto: bf16 autocast on a CUDA GPU that has it, else fp32
+    precision: str = "auto"  # auto: bf16 autocast where the GPU or CPU computes in bf16
 
 
 @dataclass(frozen=True)
@@ -234,6 +236,12 @@ def _check_recipe(prefix: str, r: Recipe, problems: list[str]) -> None:
     if r.tta and not r.augment.hflip:
         # measured: fastcnn trained without flips fell from 92.63% to 88.74% with flip TTA
         problems.append(f"{prefix}.tta needs {prefix}.augment.hflip: true (or set tta: false)")
+    if not 0 <= r.tta_shift <= r.augment.crop_padding:
+        # a model never shown shifted images has no reason to agree with itself on them
+        problems.append(
+            f"{prefix}.tta_shift is {r.tta_shift!r}; use 0 to {prefix}.augment.crop_padding "
+            f"({r.augment.crop_padding}), the shifts the model was trained on"
+        )
 
 
 def _check_values(

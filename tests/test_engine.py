@@ -18,6 +18,7 @@ from fmnist.engine import (
     scale,
     to_device,
     train_epoch,
+    tta_views,
 )
 from fmnist.models import build_model
 from fmnist.optim import OPTIMIZERS, make_optimizer
@@ -204,6 +205,29 @@ def test_flip_tta_averages_an_image_and_its_mirror() -> None:
     assert torch.allclose(
         predict_logits(model, data, 4, tta=True), (plain + mirrored) / 2, atol=1e-5
     )
+
+
+def test_shift_tta_views_are_the_images_moved_one_pixel_each_way() -> None:
+    x = torch.arange(2 * 16, dtype=torch.float32).reshape(2, 1, 4, 4)
+    views = tta_views(x, flip=True, shift=1)
+    assert len(views) == 10 and all(v.shape == x.shape for v in views)
+    assert torch.equal(views[1], x.flip(-1))
+    left, right, up, down = views[2:6]
+    assert torch.equal(left[..., :, :-1], x[..., :, 1:]) and not left[..., :, -1].any()
+    assert torch.equal(right[..., :, 1:], x[..., :, :-1]) and not right[..., :, 0].any()
+    assert torch.equal(up[..., :-1, :], x[..., 1:, :]) and not up[..., -1, :].any()
+    assert torch.equal(down[..., 1:, :], x[..., :-1, :]) and not down[..., 0, :].any()
+    assert torch.equal(views[6][..., :, :-1], x.flip(-1)[..., :, 1:])  # the mirror, moved
+
+
+def test_shift_tta_averages_the_logits_of_every_view() -> None:
+    model = build_model("cnn1").eval()
+    data = _learnable(8, 0)
+    with torch.inference_mode():
+        views = tta_views(data.images.float() / 255, flip=True, shift=2)
+        expected = sum(model(v) for v in views) / len(views)
+    got = predict_logits(model, data, 4, tta=True, tta_shift=2)
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
 
 
 def test_flip_alone_mirrors_about_half_the_images_exactly() -> None:

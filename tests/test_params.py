@@ -80,6 +80,16 @@ def test_flip_tta_without_flip_training_is_refused(tmp_path: Path) -> None:
         load_params(_params(tmp_path, model="cnn1", models__cnn1__tta=True))
 
 
+def test_shift_tta_beyond_the_trained_shifts_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(PipelineError, match=r"models.cnn1.tta_shift is 1; use 0 to .*\(0\)"):
+        load_params(_params(tmp_path, model="cnn1", models__cnn1__tta_shift=1))
+    crop = {"crop_padding": 2}
+    params = load_params(
+        _params(tmp_path, model="cnn1", models__cnn1__tta_shift=2, models__cnn1__augment=crop)
+    )
+    assert params.recipe.tta_shift == 2
+
+
 def test_train_on_names_its_choices_and_needs_no_early_stopping(tmp_path: Path) -> None:
     with pytest.raises(PipelineError, match=r"models.cnn1.train_on is 'all'; valid: train, train"):
         load_params(_params(tmp_path, model="cnn1", models__cnn1__train_on="all"))

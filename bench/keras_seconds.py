@@ -1,0 +1,236 @@
+"""Keras's seconds per training epoch for the reports' own models, on this machine.
+
+    pip install tensorflow-cpu   # in a virtual environment of its own (see README)
+    python bench/keras_seconds.py [model ...] [--steps 60] [--out results/keras_seconds]
+
+Issue #4's CPU targets are fractions of Keras's seconds per epoch, which the issue took
+on another machine. This script rebuilds each report's model in Keras 3 (the reports'
+layers, Keras's defaults: fp32, Glorot init) and times ``model.fit`` on this machine, so
+the engine's figures (``python -m bench.epoch_seconds``) can be set beside Keras's from
+the same CPU. It imports neither torch nor this project's packages, so TensorFlow can
+live in a virtual environment of its own (its NumPy pin differs from the project's).
+Each figure is the median of three timed ``fit`` calls of ``--steps`` batches after a
+warm-up call, scaled to a 50,000-image epoch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+EPOCH_IMAGES = 50_000
+DEBIAN = Path("/usr/share/datasets/fashion-mnist")
+
+
+def _keras() -> ModuleType:
+    """Keras, imported late: a clear message when TensorFlow is not installed."""
+    try:
+        import keras
+    except ImportError:
+        raise SystemExit(
+            "bench/keras_seconds.py needs Keras: pip install tensorflow-cpu "
+            "(in a virtual environment of its own)"
+        ) from None
+    return keras
+
+
+def _cnn(layers: Callable[[ModuleType], list]) -> Callable[[], object]:
+    def build() -> object:
+        keras = _keras()
+        return keras.Sequential([keras.Input((28, 28, 1)), *layers(keras.layers)])
+
+    return build
+
+
+def _cnn1(bn: bool) -> Callable[[], object]:
+    def layers(kl: ModuleType) -> list:
+        blocks = []
+        for filters in (32, 64):
+            blocks.append(kl.Conv2D(filters, 3, activation="relu"))
+            if bn:
+                blocks += [kl.BatchNormalization(), kl.Dropout(0.1)]
+            blocks.append(kl.MaxPooling2D())
+        return [*blocks, kl.Flatten(), kl.Dropout(0.5), kl.Dense(10, activation="softmax")]
+
+    return _cnn(layers)
+
+
+def _cnn2(kl: ModuleType) -> list:
+    def leaky() -> object:
+        return kl.LeakyReLU(negative_slope=0.1)
+
+    return [
+        kl.Conv2D(32, 3, padding="same"),
+        leaky(),
+        kl.MaxPooling2D(),
+        kl.Dropout(0.3),
+        kl.Conv2D(64, 3, padding="same"),
+        leaky(),
+        kl.MaxPooling2D(),
+        kl.Dropout(0.5),
+        kl.Conv2D(128, 3),
+        leaky(),
+        kl.Flatten(),
+        kl.Dense(128),
+        leaky(),
+        kl.Dropout(0.3),
+        kl.Dense(10, activation="softmax"),
+    ]
+
+
+def _tutorial(hidden: int) -> Callable[[], object]:
+    def layers(kl: ModuleType) -> list:
+        return [
+            kl.Conv2D(32, 3, activation="relu"),
+            kl.MaxPooling2D(),
+            kl.Conv2D(64, 3, activation="relu"),
+            kl.MaxPooling2D(),
+            kl.Conv2D(64, 3, activation="relu"),
+            kl.Flatten(),
+            kl.Dense(hidden, activation="relu"),
+            kl.Dense(10, activation="softmax"),
+        ]
+
+    return _cnn(layers)
+
+
+def _vgg(kl: ModuleType) -> list:
+    layers: list = []
+    for filters, rate in ((32, 0.2), (64, 0.3), (128, 0.4)):
+        for _ in range(2):
+            layers += [
+                kl.Conv2D(filters, 3, padding="same", activation="tanh"),
+                kl.BatchNormalization(),
+            ]
+        layers += [kl.MaxPooling2D(), kl.Dropout(rate)]
+    return [
+        *layers,
+        kl.Flatten(),
+        kl.Dense(16, activation="relu"),
+        kl.BatchNormalization(),
+        kl.Dropout(0.5),
+        kl.Dense(10, activation="softmax"),
+    ]
+
+
+def _rnn() -> object:
+    keras = _keras()
+    kl = keras.layers
+    return keras.Sequential(
+        [
+            keras.Input((28, 28)),
+            kl.SimpleRNN(256, activation="relu", return_sequences=True),
+            kl.SimpleRNN(128, activation="relu", return_sequences=True),
+            kl.SimpleRNN(64, activation="relu"),
+            kl.BatchNormalization(),
+            kl.Dense(10, activation="softmax"),
+        ]
+    )
+
+
+def _bilstm() -> object:
+    keras = _keras()
+    kl = keras.layers
+    return keras.Sequential(
+        [
+            keras.Input((28, 28)),
+            kl.Bidirectional(kl.LSTM(256, return_sequences=True)),
+            kl.Bidirectional(kl.LSTM(128)),
+            kl.Dense(256, activation="relu"),
+            kl.Dropout(0.3),
+            kl.Dense(128, activation="relu"),
+            kl.Dropout(0.3),
+            kl.Dense(10, activation="softmax"),
+        ]
+    )
+
+
+# name: (builder, optimizer, learning rate, batch size), as in params.yaml
+MODELS: dict[str, tuple[Callable[[], object], str, float, int]] = {
+    "cnn1": (_cnn1(bn=False), "adam", 1e-3, 128),
+    "cnn1-bn": (_cnn1(bn=True), "adam", 1e-3, 128),
+    "cnn2": (_cnn(_cnn2), "adam", 1e-3, 70),
+    "cnn3": (_tutorial(54), "adam", 1e-3, 32),
+    "cifar-cnn": (_tutorial(64), "adam", 1e-3, 32),
+    "vgg": (_cnn(_vgg), "rmsprop", 1e-4, 100),
+    "rnn": (_rnn, "sgd", 1e-2, 65),
+    "bilstm": (_bilstm, "adam", 1e-2, 64),
+}
+
+
+def training_images(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The first ``n`` Fashion-MNIST training images (x / 255) and labels."""
+    with gzip.open(DEBIAN / "train-images-idx3-ubyte.gz") as f:
+        images = np.frombuffer(f.read(), np.uint8, offset=16).reshape(-1, 28, 28)[:n]
+    with gzip.open(DEBIAN / "train-labels-idx1-ubyte.gz") as f:
+        labels = np.frombuffer(f.read(), np.uint8, offset=8)[:n]
+    return images.astype(np.float32) / 255, labels.astype(np.int64)
+
+
+def seconds_per_epoch(name: str, steps: int) -> dict:
+    """Median seconds of three ``fit`` calls of ``steps`` batches, scaled to an epoch."""
+    keras = _keras()
+    build, optimizer, lr, batch = MODELS[name]
+    keras.utils.set_random_seed(0)
+    model = build()
+    optimizers = {
+        "adam": keras.optimizers.Adam,
+        "rmsprop": keras.optimizers.RMSprop,
+        "sgd": keras.optimizers.SGD,
+    }
+    model.compile(optimizers[optimizer](learning_rate=lr), "sparse_categorical_crossentropy")
+    x, y = training_images(batch * steps)
+    if name not in ("rnn", "bilstm"):
+        x = x[..., None]
+    model.fit(x[: batch * 5], y[: batch * 5], batch_size=batch, epochs=1, verbose=0)
+    times = []
+    for _ in range(3):
+        start = time.perf_counter()
+        model.fit(x, y, batch_size=batch, epochs=1, verbose=0, shuffle=False)
+        times.append(time.perf_counter() - start)
+    seconds = statistics.median(times) * EPOCH_IMAGES / len(x)
+    return {"model": name, "batch_size": batch, "seconds_per_epoch": round(seconds, 1)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("models", nargs="*", default=list(MODELS))
+    parser.add_argument("--steps", type=int, default=60)
+    parser.add_argument("--out", type=Path, help="write <out>.md and <out>.json")
+    args = parser.parse_args()
+    keras = _keras()
+    threads = len(os.sched_getaffinity(0))
+    lines = [
+        f"Keras {keras.__version__} (backend {keras.backend.backend()}, fp32) seconds per "
+        f"training epoch (50,000 images) on this CPU, {threads} cores; median of 3 fits of "
+        f"{args.steps} batches; `python bench/keras_seconds.py`.",
+        "",
+        "| model | batch | Keras s/epoch |",
+        "|---|---:|---:|",
+    ]
+    print("\n".join(lines), flush=True)
+    rows = []
+    for name in args.models:
+        row = seconds_per_epoch(name, args.steps)
+        rows.append(row)
+        lines.append(f"| {name} | {row['batch_size']} | {row['seconds_per_epoch']} |")
+        print(lines[-1], flush=True)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+        payload = {"keras": keras.__version__, "threads": threads, "rows": rows}
+        args.out.with_suffix(".json").write_text(json.dumps(payload, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
