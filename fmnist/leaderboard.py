@@ -14,7 +14,7 @@ import argparse
 import json
 import statistics
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -106,7 +106,7 @@ def _row(name: str, data: dict[str, Any]) -> Row | None:
         best_epoch=int(train.get("best_epoch", 0)),
         seconds=float(train.get("seconds", 0.0)),
         seconds_per_epoch=float(train.get("seconds_per_epoch", 0.0)),
-        device=str(train.get("device", "?")),
+        device=_device(train),
         test_accuracy=round(100 * float(test["accuracy"]), 2),
         reported=reported.accuracy if reported else None,
         note=_note(reported),
@@ -114,6 +114,33 @@ def _row(name: str, data: dict[str, Any]) -> Row | None:
         seed=(params.get("train") or {}).get("seed"),
         peak_mb=train.get("peak_memory_mb"),
     )
+
+
+def _device(train: dict[str, Any]) -> str:
+    """The device, with ``bf16`` when the run trained under bf16 autocast: its times (and
+    its rounding) are not fp32's, so its seeds are summarised apart."""
+    device = str(train.get("device", "?"))
+    return f"{device} bf16" if train.get("precision") == "bf16" else device
+
+
+def published_rows(path: Path) -> list[Row]:
+    """The rows of a leaderboard.json written before (none when there is none).
+
+    Experiments are git refs local to the clone that ran them; the committed
+    leaderboard is the project's record of them, so a rebuild in another clone keeps
+    those rows instead of dropping every result it cannot see."""
+    if not path.is_file():
+        return []
+    names = {f.name for f in fields(Row)}
+    rows = json.loads(path.read_text()).get("rows", [])
+    return [Row(**{k: v for k, v in row.items() if k in names}) for row in rows]
+
+
+def merge(current: list[Row], published: list[Row]) -> list[Row]:
+    """``current`` plus the published rows of experiments it does not have (by name):
+    a rerun experiment, or a new ``main``, replaces its old row."""
+    seen = {r.experiment for r in current}
+    return current + [r for r in published if r.experiment not in seen]
 
 
 def _same_run(train: dict[str, Any], model: str, recipe: dict[str, Any]) -> bool:
@@ -402,7 +429,10 @@ def time_to_accuracy_chart(rows: list[Row], path: Path) -> None:
 def write_leaderboard(rows: list[Row], out: Path) -> None:
     """leaderboard.md, .png, time_to_accuracy.png and .json under ``out``."""
     header = (
-        "# Leaderboard\n\nBuilt by `python -m fmnist.leaderboard` from `dvc exp show --json -A`. "
+        "# Leaderboard\n\nBuilt by `python -m fmnist.leaderboard` from `dvc exp show --json -A`, "
+        "keeping the rows of experiments run in other clones from the previous "
+        "leaderboard.json (`--fresh`: this clone's only). Device `cpu bf16`: trained "
+        "under bf16 autocast. "
         "Reported figures come from the original reports (`fmnist/reference.py`). Train "
         "times are as measured in each run; runs that shared the machine with other work "
         "are slower than [epoch_seconds.md](epoch_seconds.md) (seconds per epoch of every "
@@ -433,9 +463,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="Build the leaderboard from DVC experiments.")
     parser.add_argument("--out", type=Path, default=Path("results"))
     parser.add_argument("--json", type=Path, help="read this exp-show JSON instead of running dvc")
+    parser.add_argument(
+        "--fresh",
+        action="store_true",
+        help="only this clone's experiments (default: keep the published rows of others)",
+    )
     args = parser.parse_args()
     text = args.json.read_text() if args.json else dvc("exp", "show", "--json", "-A")
     rows = rows_from_exp_show(json.loads(text))
+    if not args.fresh:
+        rows = merge(rows, published_rows(args.out / "leaderboard.json"))
+        rows.sort(key=lambda r: (-r.test_accuracy, r.experiment))
     write_leaderboard(rows, args.out)
     print(markdown(rows))
 

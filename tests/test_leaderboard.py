@@ -8,6 +8,8 @@ from pathlib import Path
 from fmnist.leaderboard import (
     family,
     markdown,
+    merge,
+    published_rows,
     rows_from_exp_show,
     seed_summaries,
     write_leaderboard,
@@ -229,3 +231,28 @@ def test_the_sweep_gives_report_a_models_their_10_percent_split(monkeypatch) -> 
         "train.seed=1",
     )
     assert "prepare.val_size=6000" not in rnn
+
+
+def _rows(*revs: dict) -> list:
+    return rows_from_exp_show([{"rev": "workspace", "data": {}, "experiments": [{"revs": revs}]}])
+
+
+def test_a_rebuild_keeps_published_rows_of_experiments_this_clone_lacks(tmp_path: Path) -> None:
+    old = _rows(_rev("cnn3", 0.90, 250.0, name="zoo-cnn3"), _rev("cnn1", 0.89, 90.0, name="main"))
+    write_leaderboard(old, tmp_path)
+    published = published_rows(tmp_path / "leaderboard.json")
+    assert published == old  # the JSON gives back the rows it was written from
+    new = _rows(_rev("cnn1", 0.91, 80.0, name="main"), _rev("vgg", 0.93, 999.0, name="run/vgg"))
+    merged = {r.experiment: r.test_accuracy for r in merge(new, published)}
+    assert merged == {"main": 91.0, "run/vgg": 93.0, "zoo-cnn3": 90.0}  # new main replaces old
+    assert published_rows(tmp_path / "missing.json") == []
+
+
+def test_bf16_runs_are_marked_and_summarised_apart_from_fp32() -> None:
+    revs = [_rev("cnn1", 0.90 + i / 1000, 100.0 + i, f"r{i}", seed=i % 2) for i in range(4)]
+    for rev in revs[2:]:
+        rev["data"]["metrics"]["metrics/train.json"]["data"]["train"]["precision"] = "bf16"
+    rows = _rows(*revs)
+    assert sorted(r.device for r in rows) == ["cpu", "cpu", "cpu bf16", "cpu bf16"]
+    assert sorted(s.device for s in seed_summaries(rows)) == ["cpu", "cpu bf16"]
+    assert "cpu bf16" in markdown(rows)
