@@ -51,7 +51,7 @@ def setup(
     torch.manual_seed(0)
     fmt = torch.channels_last if tuned else torch.contiguous_format
     model = build_model(name, recipe.arch, fast=tuned).to(device, memory_format=fmt)
-    return recipe, model, recipe_optimizer(recipe, model)
+    return recipe, model, recipe_optimizer(recipe, model, fast=tuned)
 
 
 def write_results(out: Path | None, lines: list[str], payload: dict[str, Any]) -> None:

@@ -92,7 +92,7 @@ def plain_model(
     """``name`` trained the plain way: its best and last epochs' weights."""
     torch.manual_seed(seed)
     model = build_model(name, recipe.arch, fast=False).to(device)
-    opt = recipe_optimizer(recipe, model)
+    opt = recipe_optimizer(recipe, model, fast=False)
     loader = DataLoader(
         PerSampleDataset(train.images, train.labels.astype(np.int64)),
         batch_size=recipe.batch_size,

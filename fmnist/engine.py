@@ -286,8 +286,9 @@ def fit(
     return result
 
 
-def recipe_optimizer(recipe: Recipe, model: nn.Module) -> torch.optim.Optimizer:
-    """The optimizer ``recipe`` names, with all its settings, over ``model``'s parameters."""
+def recipe_optimizer(recipe: Recipe, model: nn.Module, fast: bool = True) -> torch.optim.Optimizer:
+    """The optimizer ``recipe`` names, with all its settings, over ``model``'s parameters
+    (``fast``: its fused kernel, see :func:`fmnist.optim.make_optimizer`)."""
     return make_optimizer(
         recipe.optimizer,
         model.parameters(),
@@ -296,6 +297,7 @@ def recipe_optimizer(recipe: Recipe, model: nn.Module) -> torch.optim.Optimizer:
         recipe.momentum,
         recipe.nesterov,
         recipe.decay_norms,
+        fast,
     )
 
 

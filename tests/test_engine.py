@@ -171,6 +171,28 @@ def test_weight_decay_spares_norms_and_biases_when_asked() -> None:
     assert groups[0]["nesterov"]
 
 
+@pytest.mark.parametrize("name", OPTIMIZERS)
+def test_fast_optimizers_make_the_same_updates_as_pytorchs_default(name: str) -> None:
+    """The fused/foreach kernels are a speed-up, not another optimizer: after a few steps
+    on the same gradients the weights agree with the default per-parameter loop."""
+    models = [build_model("cnn1", {"dropout": 0.0}) for _ in range(2)]
+    models[1].load_state_dict(models[0].state_dict())
+    fast, plain = (
+        make_optimizer(name, m.parameters(), 0.01, 1e-4, 0.9, fast=f)
+        for m, f in zip(models, (True, False), strict=True)
+    )
+    expected = "fused" if name in {"adam", "adamw", "sgd", "adagrad"} else "foreach"
+    assert fast.defaults[expected] and not plain.defaults.get(expected)
+    x = scale(_learnable(32, 0).images)
+    for _ in range(3):
+        for model, opt in zip(models, (fast, plain), strict=True):
+            opt.zero_grad()
+            model(x).square().mean().backward()
+            opt.step()
+    for a, b in zip(models[0].parameters(), models[1].parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
 def test_crop_and_erasing_are_seeded_and_in_range() -> None:
     x = scale(_learnable(16, 0).images)
     aug = Augment(crop_padding=3, erasing=1.0)
