@@ -28,11 +28,12 @@ from fmnist.errors import run_stage
 EPOCH_IMAGES = 50_000
 
 
-def seconds_per_epoch(name: str, steps: int, device: torch.device) -> dict:
-    """Time ``steps`` training steps of ``name`` with its recipe; scale to one epoch."""
+def seconds_per_epoch(name: str, steps: int, device: torch.device, repeats: int = 1) -> dict:
+    """Time ``steps`` training steps of ``name`` with its recipe (the median of
+    ``repeats`` timings); scale to one epoch."""
     recipe = load_params_for(name).recipe
     images, labels = real_data(recipe.batch_size * steps)
-    rate = engine_rate(name, images, labels, steps, 1, device)
+    rate = engine_rate(name, images, labels, steps, repeats, device)
     return {
         "model": name,
         "batch_size": recipe.batch_size,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -153,3 +154,33 @@ def test_roofline_counts_a_training_image_of_cnn1_as_by_hand() -> None:
     conv2 = 11 * 11 * 64 * 9 * 32 * 2  # forward; backward: input and weight gradients
     dense = 1600 * 10 * 2
     assert training_flops("cnn1") == 2 * conv1 + 3 * conv2 + 3 * dense
+
+
+def test_keras_comparison_says_which_interpreter_lacks_tensorflow() -> None:
+    from bench.versus_keras import keras_seconds
+
+    # this test's interpreter has no TensorFlow: the error names it and the fix
+    with pytest.raises(PipelineError, match="tensorflow-cpu") as err:
+        keras_seconds(Path(sys.executable), "cnn1", 2)
+    assert "cnn1" in str(err.value)
+
+
+def test_keras_comparison_judges_the_median_ratio_against_the_target(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import bench.versus_keras as versus
+
+    engine = iter([5.0, 9.0, 4.0])
+    keras = iter([10.0, 10.0, 10.0])
+    monkeypatch.setattr(
+        versus, "seconds_per_epoch", lambda *a, **k: {"seconds_per_epoch": next(engine)}
+    )
+    monkeypatch.setattr(versus, "keras_seconds", lambda *a: next(keras))
+    row = versus.compare("cnn3", ROOT, 3, 2, torch.device("cpu"))
+    assert row["ratio"] == 0.5 and row["met"]  # median of 0.5, 0.9, 0.4
+    keras = iter([10.0, 10.0, 10.0])
+    engine = iter([7.0, 7.0, 7.0])
+    assert not versus.compare("cnn3", ROOT, 3, 2, torch.device("cpu"))["met"]
+    engine = iter([6.0, 6.0, 6.0])
+    keras = iter([10.0, 10.0, 10.0])
+    assert versus.compare("rnn", ROOT, 3, 2, torch.device("cpu"))["met"]  # 2/3 for rnn

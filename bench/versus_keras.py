@@ -1,0 +1,115 @@
+"""The engine against Keras on this machine, timed in turns, for issue #4's CPU targets.
+
+    python -m bench.versus_keras --keras-python /tmp/tf/bin/python [model ...] \\
+        [--rounds 3] [--steps 60] [--out results/versus_keras]
+
+A shared 2-core machine drifts: the same benchmark ran at half speed one minute and full
+speed the next, and two separate runs of `bench.epoch_seconds` and `keras_seconds.py` an
+hour apart gave cnn1 4.5 and 9.0 s/epoch. So each model is timed by the engine and then at
+once by Keras (``bench/keras_seconds.py`` in the Keras virtual environment, which cannot
+share this one's packages), ``--rounds`` times in turn. Each timing is the median of three
+runs of ``--steps`` batches after a warm-up, scaled to a 50,000-image epoch. The table
+gives the medians and the median of the per-round ratios engine / Keras, against the
+issue's target: at most 1/2 (2/3 for the recurrent models).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import tempfile
+from pathlib import Path
+
+import torch
+
+from bench.common import precision_label, write_results
+from bench.epoch_seconds import seconds_per_epoch
+from fmnist.device import describe, select_device, set_threads
+from fmnist.errors import PipelineError, run_stage
+
+KERAS_MODELS = ("cnn1", "cnn1-bn", "cnn2", "cnn3", "cifar-cnn", "vgg", "rnn", "bilstm")
+TARGET = {"rnn": 2 / 3, "bilstm": 2 / 3}  # the rest: 1/2
+
+
+def keras_seconds(python: Path, name: str, steps: int) -> float:
+    """Keras's seconds per epoch for ``name``, from ``bench/keras_seconds.py`` run by
+    ``python`` (the interpreter of a virtual environment with tensorflow-cpu)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "keras"
+        script = Path(__file__).with_name("keras_seconds.py")
+        cmd = [str(python), str(script), name, "--steps", str(steps), "--out", str(out)]
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        if done.returncode:
+            tail = done.stderr.strip().splitlines()[-1:] or ["no output"]
+            raise PipelineError(
+                f"Keras timing of {name} failed ({tail[0]}); check that {python} has "
+                "tensorflow-cpu (`python3 -m venv /tmp/tf && /tmp/tf/bin/pip install "
+                "tensorflow-cpu`)"
+            )
+        return json.loads(out.with_suffix(".json").read_text())["rows"][0]["seconds_per_epoch"]
+
+
+def compare(
+    name: str, python: Path, rounds: int, steps: int, device: torch.device
+) -> dict[str, float | str | bool]:
+    """``rounds`` pairs of (engine, Keras) timings of ``name``, taken back to back."""
+    engine, keras = [], []
+    for _ in range(rounds):
+        engine.append(seconds_per_epoch(name, steps, device, repeats=3)["seconds_per_epoch"])
+        keras.append(keras_seconds(python, name, steps))
+    ratio = statistics.median(e / k for e, k in zip(engine, keras, strict=True))
+    target = TARGET.get(name, 1 / 2)
+    return {
+        "model": name,
+        "engine": statistics.median(engine),
+        "keras": statistics.median(keras),
+        "engine_rounds": engine,
+        "keras_rounds": keras,
+        "ratio": round(ratio, 3),
+        "target": round(target, 3),
+        "met": ratio <= target,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("models", nargs="*", default=list(KERAS_MODELS))
+    parser.add_argument("--keras-python", type=Path, required=True)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=60)
+    parser.add_argument("--out", type=Path, help="write <out>.md and <out>.json")
+    args = parser.parse_args()
+    unknown = sorted(set(args.models) - set(KERAS_MODELS))
+    if unknown:
+        raise PipelineError(f"no Keras model for {unknown}; valid: {', '.join(KERAS_MODELS)}")
+    threads = set_threads(0)
+    device = select_device("auto")
+    lines = [
+        f"Seconds per 50,000-image training epoch on {describe(device)}, {threads} threads: "
+        f"the engine ({precision_label(device)}) and Keras (fp32) timed in turns, "
+        f"{args.rounds} rounds of {args.steps} steps; `python -m bench.versus_keras`.",
+        "",
+        "| model | engine s/epoch | Keras s/epoch | engine / Keras | target | met "
+        "| rounds (engine / Keras) |",
+        "|---|---:|---:|---:|---:|---|---|",
+    ]
+    print("\n".join(lines), flush=True)
+    rows = []
+    for name in args.models:
+        row = compare(name, args.keras_python, args.rounds, args.steps, device)
+        rows.append(row)
+        pairs = ", ".join(
+            f"{e} / {k}" for e, k in zip(row["engine_rounds"], row["keras_rounds"], strict=True)
+        )
+        lines.append(
+            f"| {name} | {row['engine']} | {row['keras']} | {row['ratio']:.2f} | "
+            f"{row['target']:.2f} | {'yes' if row['met'] else 'no'} | {pairs} |"
+        )
+        print(lines[-1], flush=True)
+    write_results(args.out, lines, {"device": describe(device), "threads": threads, "rows": rows})
+
+
+if __name__ == "__main__":
+    run_stage(main)
