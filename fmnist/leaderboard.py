@@ -254,6 +254,13 @@ def _describe(model: str, recipe: dict[str, Any], prepare: dict[str, Any] | None
         f"batch {recipe.get('batch_size', '?')}",
         f"{recipe.get('epochs', '?')} ep",
     ]
+    if recipe.get("momentum"):
+        parts.append(
+            f"momentum {recipe['momentum']}" + (" nesterov" if recipe.get("nesterov") else "")
+        )
+    if recipe.get("weight_decay"):
+        spared = "" if recipe.get("decay_norms", True) else " (not on norms, biases)"
+        parts.append(f"wd {recipe['weight_decay']}{spared}")
     if recipe.get("schedule", "none") != "none":
         parts.append(str(recipe["schedule"]))
     if recipe.get("train_on", "train") != "train":

@@ -204,6 +204,21 @@ def test_training_on_train_and_val_is_a_recipe_of_its_own() -> None:
     }
 
 
+def test_weight_decay_and_momentum_are_part_of_the_recipe_shown() -> None:
+    plain, decayed = _rev("fastcnn", 0.93, 60, "p"), _rev("fastcnn", 0.93, 60, "d")
+    decayed["data"]["params"]["params.yaml"]["data"]["models"]["fastcnn"].update(
+        optimizer="sgd", momentum=0.9, nesterov=True, weight_decay=0.0005, decay_norms=False
+    )
+    rows = {
+        r.experiment: r.recipe
+        for r in rows_from_exp_show(
+            [{"rev": "workspace", "data": {}, "experiments": [{"revs": [plain, decayed]}]}]
+        )
+    }
+    assert "wd" not in rows["p"] and "momentum" not in rows["p"]
+    assert "momentum 0.9 nesterov, wd 0.0005 (not on norms, biases)" in rows["d"]
+
+
 def test_a_report_split_is_part_of_the_recipe_shown() -> None:
     default, report_a = _rev("cnn1-bn", 0.92, 60, "a"), _rev("cnn1-bn", 0.92, 60, "b")
     report_a["data"]["params"]["params.yaml"]["data"]["prepare"] = {"val_size": 6000}
