@@ -115,6 +115,16 @@ def test_bad_architecture_values_are_refused_with_the_valid_list() -> None:
         build_model("seq3", {"dropout": 1.5})
 
 
+def test_fastcnn_stem_adds_one_full_resolution_conv() -> None:
+    base = build_model("fastcnn-wide")
+    stemmed = build_model("fastcnn-wide", {"stem": 16})
+    first = stemmed[:3](torch.rand(2, 1, 28, 28))
+    assert first.shape == (2, 16, 28, 28)  # no pooling before it: full resolution
+    # conv(1->16) and BN(16), and the first conv now reads 16 channels instead of 1
+    extra = (9 * 16 + 16) + 2 * 16 + 15 * 9 * 64
+    assert keras_param_counts(stemmed)[0] - keras_param_counts(base)[0] == extra
+
+
 def test_every_model_has_a_pinned_count() -> None:
     assert set(list_models()) == set(PARAM_COUNTS) | set(CLASSIC)
 
