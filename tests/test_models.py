@@ -125,6 +125,12 @@ def test_fastcnn_stem_adds_one_full_resolution_conv() -> None:
     assert keras_param_counts(stemmed)[0] - keras_param_counts(base)[0] == extra
 
 
+@pytest.mark.parametrize(("option", "value"), [("stem", -3), ("stem", 1.5), ("width", 0)])
+def test_fastcnn_refuses_impossible_sizes(option: str, value: float) -> None:
+    with pytest.raises(PipelineError, match=rf"{option} must be a whole number"):
+        build_model("fastcnn-wide", {option: value})
+
+
 def test_every_model_has_a_pinned_count() -> None:
     assert set(list_models()) == set(PARAM_COUNTS) | set(CLASSIC)
 

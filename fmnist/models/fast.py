@@ -31,15 +31,19 @@ def fastcnn(
     ``stem`` > 0 puts a conv(stem,same) bn act in front, at full resolution: the layers
     before the first pool decide how much fine detail survives (a strided first layer
     cost 0.8 points), so that is where a little extra compute may pay most."""
+    if isinstance(width, bool) or not isinstance(width, int) or width < 1:
+        raise ValueError(f"width must be a whole number >= 1, got {width!r}")
+    if isinstance(stem, bool) or not isinstance(stem, int) or stem < 0:
+        raise ValueError(f"stem must be a whole number >= 0 (0: no stem), got {stem!r}")
     w = width
-    first = in_shape[0]
-    head: list[nn.Module] = []
-    if stem > 0:
-        head = [conv(first, stem, "same"), nn.BatchNorm2d(stem), make_activation(activation)]
-        first = stem
+    head = (
+        [conv(in_shape[0], stem, "same"), nn.BatchNorm2d(stem), make_activation(activation)]
+        if stem
+        else []
+    )
     features = nn.Sequential(
         *head,
-        conv(first, w, "same"),
+        conv(stem or in_shape[0], w, "same"),
         nn.MaxPool2d(2),
         nn.BatchNorm2d(w),
         make_activation(activation),
