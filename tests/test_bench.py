@@ -184,3 +184,20 @@ def test_keras_comparison_judges_the_median_ratio_against_the_target(
     engine = iter([6.0, 6.0, 6.0])
     keras = iter([10.0, 10.0, 10.0])
     assert versus.compare("rnn", ROOT, 3, 2, torch.device("cpu"))["met"]  # 2/3 for rnn
+
+
+def test_keras_accuracy_reads_test_at_the_best_validation_epoch() -> None:
+    from bench.keras_accuracy import summarise, table
+
+    history = [
+        {"epoch": 1, "val": 0.80, "test": 0.79, "s": 10.0},
+        {"epoch": 2, "val": 0.90, "test": 0.88, "s": 12.0},
+        {"epoch": 3, "val": 0.85, "test": 0.89, "s": 11.0},
+    ]
+    row = summarise(history)
+    # the best test epoch (3) is not the one chosen: validation picks epoch 2
+    assert (row["best_epoch"], row["test_at_best_val"], row["test_at_last"]) == (2, 0.88, 0.89)
+    assert row["seconds_per_epoch"] == 11.0
+    runs = [{"model": "rnn", "lr": 0.01, "batch_size": 65, "seed": s, **row} for s in (1, 2)]
+    runs[1] = {**runs[1], "test_at_best_val": 0.86}
+    assert "| rnn | 0.01 | 3 | 2 | 87.00 ± 1.41 | 89.00 ± 0.00 |" in table(runs)
