@@ -99,6 +99,26 @@ def test_recurrent_layers_train_one_bias_per_gate_as_keras_does(name: str) -> No
                 torch.testing.assert_close(p - before[rnn, n], -0.5 * p.grad)
 
 
+@pytest.mark.parametrize("name", ["rnn", "bilstm"])
+def test_recurrent_weights_start_as_keras_draws_them(name: str) -> None:
+    # Keras initialises each kernel as one matrix, an LSTM's four gates together
+    # (checked against keras.layers.LSTM(256): kernel within sqrt(6 / (28 + 1024)),
+    # recurrent kernel with orthonormal rows over all 1024 columns)
+    torch.manual_seed(0)
+    for rnn in (m for m in build_model(name).modules() if isinstance(m, torch.nn.RNNBase)):
+        gates = 4 if isinstance(rnn, torch.nn.LSTM) else 1
+        for n, p in rnn.named_parameters():
+            if n.startswith("weight_ih"):  # (gates * units, inputs): Glorot over both fans
+                limit = (6 / (p.shape[1] + gates * rnn.hidden_size)) ** 0.5
+                assert p.abs().max() <= limit and p.abs().max() > 0.95 * limit
+            elif n.startswith("weight_hh"):  # (gates * units, units): orthonormal columns
+                eye = torch.eye(rnn.hidden_size)
+                torch.testing.assert_close(p.T @ p, eye, atol=1e-4, rtol=0)
+            elif gates == 4 and n.startswith("bias_ih"):  # unit_forget_bias
+                h = rnn.hidden_size
+                assert p[h : 2 * h].eq(1).all() and p[:h].eq(0).all() and p[2 * h :].eq(0).all()
+
+
 def test_recurrent_models_read_rows_as_steps() -> None:
     from fmnist.models.recurrent import rows_as_sequence
 

@@ -28,13 +28,21 @@ def rows_as_sequence(x: torch.Tensor) -> torch.Tensor:
 
 
 def _keras_recurrent_init(rnn: nn.RNNBase) -> None:
+    """Keras's initialisers, applied to each weight matrix whole, gates together.
+
+    Keras holds an LSTM's four gates in one (input, 4 * units) kernel and one
+    (units, 4 * units) recurrent kernel and initialises each as a single matrix: Glorot
+    over fans of input and 4 * units, and one orthogonal matrix whose rows span all four
+    gates. PyTorch's ``weight_ih`` / ``weight_hh`` are those matrices transposed, so the
+    whole-matrix initialisers give the same distributions. Initialising gate by gate
+    instead, as this module once did, drew input weights twice as wide and recurrent
+    blocks with twice Keras's scale.
+    """
     for name, p in rnn.named_parameters():
         if name.startswith("weight_ih"):
-            for gate in p.data.chunk(4 if isinstance(rnn, nn.LSTM) else 1):
-                nn.init.xavier_uniform_(gate)
+            nn.init.xavier_uniform_(p)
         elif name.startswith("weight_hh"):
-            for gate in p.data.chunk(4 if isinstance(rnn, nn.LSTM) else 1):
-                nn.init.orthogonal_(gate)
+            nn.init.orthogonal_(p)
         else:
             nn.init.zeros_(p)
             if isinstance(rnn, nn.LSTM) and name.startswith("bias_ih"):
