@@ -26,12 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.keras_seconds import MODELS, _keras
+from bench.keras_seconds import MODELS, _keras, compiled, model_input
 
 PREPARED = Path("data/prepared")
-RECURRENT = ("rnn", "bilstm")
-DEFAULT_EPOCHS = {"cnn1": 15, "cnn1-bn": 120, "cnn2": 50, "cnn3": 10, "cifar-cnn": 10}
-DEFAULT_EPOCHS |= {"vgg": 150, "rnn": 25, "bilstm": 20}
 
 
 def split(name: str, model: str) -> tuple[np.ndarray, np.ndarray]:
@@ -42,26 +39,15 @@ def split(name: str, model: str) -> tuple[np.ndarray, np.ndarray]:
     with np.load(path) as data:
         images = data["images"].astype(np.float32) / 255
         labels = data["labels"].astype(np.int64)
-    return (images if model in RECURRENT else images[..., None]), labels
+    return model_input(model, images), labels
 
 
 def train(model_name: str, seed: int, epochs: int, lr: float | None) -> dict:
     """Fit one epoch at a time; accuracy on validation and test after each."""
     keras = _keras()
-    build, optimizer, recipe_lr, batch = MODELS[model_name]
+    _, optimizer, recipe_lr, batch, _ = MODELS[model_name]
     lr = recipe_lr if lr is None else lr
-    keras.utils.set_random_seed(seed)
-    model = build()
-    optimizers = {
-        "adam": keras.optimizers.Adam,
-        "rmsprop": keras.optimizers.RMSprop,
-        "sgd": keras.optimizers.SGD,
-    }
-    model.compile(
-        optimizers[optimizer](learning_rate=lr),
-        "sparse_categorical_crossentropy",
-        metrics=["accuracy"],
-    )
+    model = compiled(model_name, seed, lr, metrics=("accuracy",))
     (x, y), val, test = (split(s, model_name) for s in ("train", "val", "test"))
     history: list[dict] = []
     start = time.perf_counter()
@@ -157,7 +143,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.lr is not None and args.lr <= 0:
         parser.error(f"--lr must be positive, got {args.lr}")
-    epochs = args.epochs or DEFAULT_EPOCHS[args.model]
+    epochs = args.epochs or MODELS[args.model][4]
     row = train(args.model, args.seed, epochs, args.lr)
     path = args.out.with_suffix(".json")
     rows = json.loads(path.read_text())["rows"] if path.exists() else []

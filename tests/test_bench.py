@@ -201,3 +201,13 @@ def test_keras_accuracy_reads_test_at_the_best_validation_epoch() -> None:
     runs = [{"model": "rnn", "lr": 0.01, "batch_size": 65, "seed": s, **row} for s in (1, 2)]
     runs[1] = {**runs[1], "test_at_best_val": 0.86}
     assert "| rnn | 0.01 | 3 | 2 | 87.00 ± 1.41 | 89.00 ± 0.00 |" in table(runs)
+
+
+def test_keras_models_train_with_the_recipes_in_params_yaml() -> None:
+    from bench.common import load_params_for
+    from bench.keras_seconds import MODELS
+
+    for name, (_, optimizer, lr, batch, epochs) in MODELS.items():
+        recipe = load_params_for(name).recipe
+        got = (optimizer, lr, batch, epochs)
+        assert got == (recipe.optimizer, recipe.lr, recipe.batch_size, recipe.epochs), name
