@@ -18,7 +18,7 @@ from torch.profiler import ProfilerActivity, profile
 
 from fmnist import formats
 from fmnist.datasets import FASHION_MNIST
-from fmnist.device import autocast_dtype
+from fmnist.device import autocast_dtype, keep_freed_memory
 from fmnist.engine import recipe_optimizer, to_device, train_epoch
 from fmnist.models import build_model, list_models
 from fmnist.models.classic import ClassicModel
@@ -94,7 +94,10 @@ def training_loop(
 ) -> Callable[[int, int], int]:
     """The train stage's loop for ``name`` on ``images``, warmed up: ``run(steps, seed)``
     trains ``steps`` batches of a seeded random order and returns how many images it
-    trained on."""
+    trained on. Like the train stage it keeps freed memory in the process
+    (:func:`~fmnist.device.keep_freed_memory`), for the rest of the process: a plain
+    baseline to compare with must run before it."""
+    keep_freed_memory()
     recipe, model, opt = setup(name, device)
     data = to_device(images, labels, device)
     g = torch.Generator(device=device).manual_seed(0)

@@ -136,6 +136,7 @@ def measure(name: str, steps: int, repeats: int, target: float | None) -> dict[s
     threads = set_threads(0)
     device = select_device("auto")
     images, labels = real_data(20_000)
+    # first: the engine's loop keeps freed memory for the rest of the process
     base = baseline_rate(name, images, labels, steps, repeats, device)
     fast = engine_rate(name, images, labels, steps, repeats, device)
     infer = inference_rate(name, device)

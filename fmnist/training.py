@@ -21,6 +21,7 @@ from fmnist.datasets import DATASETS
 from fmnist.device import (
     autocast_dtype,
     describe,
+    keep_freed_memory,
     peak_memory_mb,
     seed_everything,
     select_device,
@@ -42,6 +43,7 @@ def run_training(params: Params) -> dict[str, Any]:
     spec = DATASETS[params.data.dataset]
     world = distributed.launched_world()
     threads = set_threads(params.train.threads, share=world.size)
+    keep_freed_memory()
     device = distributed.init(world, select_device(params.train.device))
     seed_everything(params.train.seed + world.rank)  # dropout differs per process
     train_split, val_split = _splits(params)
