@@ -167,7 +167,7 @@ MODELS: dict[str, tuple[Callable[[], object], str, float, int, int]] = {
     "cifar-cnn": (_tutorial(64), "adam", 1e-3, 32, 10),
     "vgg": (_cnn(_vgg), "rmsprop", 1e-4, 100, 150),
     "rnn": (_rnn, "sgd", 1e-2, 65, 25),
-    "bilstm": (_bilstm, "adam", 1e-2, 64, 20),
+    "bilstm": (_bilstm, "adam", 1e-3, 64, 20),
 }
 
 
