@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -13,6 +15,20 @@ from fmnist import formats
 from fmnist.datasets import FASHION_MNIST, DatasetSpec, IdxFile
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def python_stdout(code: str, *args: str) -> str:
+    """What ``python -c code args`` prints, run in a fresh interpreter from the repository
+    root: for properties of a whole process (memory, allocator) a pytest run would blur."""
+    run = subprocess.run(
+        [sys.executable, "-c", code, *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=300,
+    )
+    return run.stdout
 
 
 def synthetic_split(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

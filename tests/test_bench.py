@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -10,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import ROOT, synthetic_split
+from conftest import ROOT, python_stdout, synthetic_split
 
 from bench.common import (
     busy_fraction,
@@ -115,14 +114,7 @@ def test_peak_memory_is_this_programs_own_high_water_mark_in_mib() -> None:
         "held = np.ones(1024 * 2**20, dtype=np.uint8)\n"
         "os.execv(sys.executable, [sys.executable, '-c', sys.argv[1]])\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", parent, child],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    assert 256 < float(out.stdout) < 1024
+    assert 256 < float(python_stdout(parent, child)) < 1024
 
 
 def test_ensemble_table_scores_every_choice_of_members() -> None:

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import synthetic_split
+from conftest import python_stdout, synthetic_split
 
 from fmnist.augment import Augment, augment_batch
 from fmnist.device import seed_everything
@@ -329,16 +327,7 @@ print((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 5)
 
 
 def _page_faults_per_step(mode: str) -> float:
-    repo = Path(__file__).resolve().parents[1]
-    run = subprocess.run(
-        [sys.executable, "-c", FAULTS_PER_STEP, mode],
-        cwd=repo,
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=120,
-    )
-    return float(run.stdout.split()[-1])
+    return float(python_stdout(FAULTS_PER_STEP, mode).split()[-1])
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt is Linux's")
