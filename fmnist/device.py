@@ -48,7 +48,8 @@ def set_threads(threads: int, share: int = 1) -> int:
 
 
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters (malloc.h)
-HEAP_BLOCKS_UP_TO = 32 << 20  # the largest mmap threshold glibc accepts on 64-bit
+# glibc's cap on its own adaptive threshold (64-bit), and the most older glibc accepts
+HEAP_BLOCKS_UP_TO = 32 << 20
 
 
 def keep_freed_memory() -> bool:
@@ -58,11 +59,11 @@ def keep_freed_memory() -> bool:
     them when freed and trims the heap's free top. A training step frees its activations
     and gradients, a few MiB each, and the next step allocates them again as fresh pages:
     one page fault and a zeroed page per 4 KiB. For cnn1 on a 2-core CPU that was about
-    4,000 faults per step and a third of its time (``bench/speed.py``: 5.9 -> 4.1 s per
-    epoch); most zoo models gained 10-25 %. Serving blocks up to 32 MiB from the heap and
-    never trimming it keeps those pages mapped; the heap still holds no more than a step's
-    peak. Returns whether it applied: Linux with glibc only (musl's ``mallopt`` refuses),
-    a no-op elsewhere.
+    4,000 faults per step and a third of its time (the benchmarks' engine loop: 5.9 ->
+    3.6-4.1 s per epoch); most zoo models gained 10-35 %. Serving blocks up to 32 MiB
+    from the heap and never trimming it keeps those pages mapped; the heap still holds
+    no more than a step's peak. Returns whether it applied: Linux with glibc only
+    (musl's ``mallopt`` refuses), a no-op elsewhere.
     """
     if not sys.platform.startswith("linux"):
         return False
