@@ -96,7 +96,7 @@ def training_loop(
     trains ``steps`` batches of a seeded random order and returns how many images it
     trained on. Like the train stage it keeps freed memory in the process
     (:func:`~fmnist.device.keep_freed_memory`), for the rest of the process: a plain
-    baseline to compare with must run before it."""
+    baseline to compare with runs in a process of its own (``bench/speed.py``)."""
     keep_freed_memory()
     recipe, model, opt = setup(name, device)
     data = to_device(images, labels, device)

@@ -1,18 +1,26 @@
 """Training and inference speed of zoo models: this project's engine vs plain PyTorch.
 
-    python -m bench.speed cnn1 cnn2-bn [--steps 40] [--repeats 3] [--out results/speed]
+    python -m bench.speed cnn1 cnn2-bn [--steps 40] [--repeats 3] [--warmup 100] \\
+        [--out results/speed]
     python -m bench.speed cnn1 --time-to-accuracy 0.90   # also train to a test accuracy
 
-For each model, with its recipe's batch size and on the current device, in one process:
+For each model, with its recipe's batch size and on the current device:
 - engine: training images/s of the train stage's loop (data resident on the device as
-  uint8, batches sliced and scaled there, channels_last), median of ``--repeats`` timed
-  runs of ``--steps`` steps after a warm-up;
+  uint8, batches sliced and scaled there, channels_last);
 - baseline: the same model and optimizer fed by a DataLoader over a TensorDataset with
   per-sample conversion (default settings, contiguous memory format);
-- their ratio, inference images/s on the test set, peak memory (RSS on CPU,
-  ``max_memory_allocated`` on CUDA), and how busy the device is during the engine's
-  steps (:func:`bench.common.busy_fraction`: on CUDA the share of wall time in GPU
-  kernels, on a CPU the share spent inside PyTorch operators).
+- their ratio. Each loop runs in a process of its own, warmed up, and the two are timed
+  in turns, ``--repeats`` rounds of ``--steps`` steps (baseline, then engine). A shared
+  machine's speed drifts by tens of percent within a minute: timing all of one loop and
+  then all of the other put bilstm's ratio anywhere from 1.48x to 2.23x. Turns expose
+  both loops to the same drift, and the ratio is the median of the rounds' ratios. The
+  processes also keep the engine's allocator setting
+  (:func:`fmnist.device.keep_freed_memory`) away from the baseline, which keeps
+  glibc's defaults;
+- from the engine's process: inference images/s on the test set, its peak memory (RSS
+  on CPU, ``max_memory_allocated`` on CUDA), and how busy the device is during the
+  engine's steps (:func:`bench.common.busy_fraction`: on CUDA the share of wall time in
+  GPU kernels, on a CPU the share spent inside PyTorch operators).
 Writes a markdown table and JSON (``--out``); prints the table.
 """
 
@@ -20,7 +28,10 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
+import statistics
 import time
+from collections.abc import Callable
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
@@ -31,14 +42,13 @@ from torch.utils.data import DataLoader, Dataset
 
 from bench.common import (
     busy_fraction,
-    engine_rate,
     load_params_for,
-    median_rate,
     precision_for,
     precision_label,
     real_data,
     setup,
     sync,
+    training_loop,
     write_results,
 )
 from fmnist.device import describe, peak_memory_mb, select_device, set_threads
@@ -59,24 +69,21 @@ class PerSampleDataset(Dataset):
         return self.images[i].float().div(255).unsqueeze(0), self.labels[i]
 
 
-def baseline_rate(
-    name: str,
-    images: np.ndarray,
-    labels: np.ndarray,
-    steps: int,
-    repeats: int,
-    device: torch.device,
-) -> float:
+def baseline_loop(
+    name: str, images: np.ndarray, labels: np.ndarray, device: torch.device
+) -> Callable[[int, int], int]:
+    """The plain loop for ``name``, warmed up: ``run(steps, seed)`` trains ``steps``
+    batches in a seeded shuffle and returns how many images it trained on."""
     recipe, model, opt = setup(name, device, tuned=False)
-    loader = DataLoader(
-        PerSampleDataset(images, labels), batch_size=recipe.batch_size, shuffle=True
-    )
+    dataset = PerSampleDataset(images, labels)
     model.train()
 
-    def run(limit: int) -> int:
+    def run(steps: int, seed: int) -> int:
+        order = torch.Generator().manual_seed(seed)
+        loader = DataLoader(dataset, batch_size=recipe.batch_size, shuffle=True, generator=order)
         seen = 0
         for step, (x, y) in enumerate(loader):
-            if step == limit:
+            if step == steps:
                 break
             x, y = x.to(device), y.to(device)
             loss = F.cross_entropy(model(x), y)
@@ -87,8 +94,54 @@ def baseline_rate(
         sync(device)
         return seen
 
-    run(3)
-    return median_rate(lambda _: run(steps), repeats)
+    run(3, 0)
+    return run
+
+
+LOOPS = {"baseline": baseline_loop, "engine": training_loop}
+
+
+def serve(
+    conn: Connection, loop: str, name: str, steps: int, warmup: int, target: float | None
+) -> None:
+    """One loop in a process of its own: trains ``warmup`` untimed steps, then times
+    ``steps`` steps for every seed it is sent and answers with images/s; sent None, it
+    answers with the figures that belong to the engine's process (see
+    :func:`engine_figures`), or an empty dict, and ends.
+
+    The warm-up is long because glibc's malloc raises its mmap threshold as it sees
+    large blocks freed: the plain bilstm loop sped up from ~1,000 to ~1,450 images/s over
+    its first ~80 steps, then held. A short warm-up timed that climb, not the loop."""
+    set_threads(0)
+    device = select_device("auto")
+    images, labels = real_data(20_000)
+    run = LOOPS[loop](name, images, labels, device)
+    run(warmup, 0)
+    conn.send(None)  # warmed up
+    while (seed := conn.recv()) is not None:
+        start = time.perf_counter()
+        seen = run(steps, seed)
+        conn.send(seen / (time.perf_counter() - start))
+    conn.send(engine_figures(name, images, labels, steps, target) if loop == "engine" else {})
+
+
+def engine_figures(
+    name: str, images: np.ndarray, labels: np.ndarray, steps: int, target: float | None
+) -> dict[str, Any]:
+    """Inference rate, busy share, time to ``target`` and peak memory, in the engine's
+    process: its peak is the train stage's, with no baseline in it."""
+    device = select_device("auto")
+    figures: dict[str, Any] = {
+        "inference": round(inference_rate(name, device)),
+        "busy_fraction": round(busy_fraction(name, images, labels, min(steps, 20), device), 3),
+        "time_to_accuracy": "",
+    }
+    if target:
+        seconds, total = time_to_accuracy(name, target, device)
+        reached = f"in {seconds:.0f}s" if seconds is not None else f"not reached in {total:.0f}s"
+        figures["time_to_accuracy"] = f"{target:.0%} {reached}"
+    figures["peak_mb"] = round(peak_memory_mb(device))
+    return figures
 
 
 def inference_rate(name: str, device: torch.device, batch: int = 500) -> float:
@@ -131,42 +184,68 @@ def time_to_accuracy(name: str, target: float, device: torch.device) -> tuple[fl
     return (reached[0] if reached else None), elapsed
 
 
-def measure(name: str, steps: int, repeats: int, target: float | None) -> dict[str, Any]:
-    """Every figure of one model's row, measured in the calling process."""
-    threads = set_threads(0)
+def measure(
+    name: str, steps: int, repeats: int, target: float | None, warmup: int = 100
+) -> dict[str, Any]:
+    """Every figure of one model's row: the baseline and the engine in two processes of
+    their own (:func:`serve`), timed in turns (:func:`take_turns`)."""
+    context = multiprocessing.get_context("spawn")
+    pipes, workers = {}, {}
+    for loop in LOOPS:
+        ours, theirs = context.Pipe()
+        worker = context.Process(target=serve, args=(theirs, loop, name, steps, warmup, target))
+        worker.start()
+        theirs.close()  # the worker's end: if it dies, recv() raises instead of waiting
+        pipes[loop] = ours
+        workers[loop] = worker
+    try:
+        for pipe in pipes.values():
+            pipe.recv()  # both warmed up before the first round
+        rounds = take_turns({loop: _timer(pipe) for loop, pipe in pipes.items()}, repeats)
+        pipes["baseline"].send(None)
+        pipes["baseline"].recv()
+        workers["baseline"].join()  # gone before the engine's inference is timed
+        pipes["engine"].send(None)
+        figures = pipes["engine"].recv()
+    finally:
+        for worker in workers.values():
+            worker.join()
     device = select_device("auto")
-    images, labels = real_data(20_000)
-    # first: the engine's loop keeps freed memory for the rest of the process
-    base = baseline_rate(name, images, labels, steps, repeats, device)
-    fast = engine_rate(name, images, labels, steps, repeats, device)
-    infer = inference_rate(name, device)
-    busy = busy_fraction(name, images, labels, min(steps, 20), device)
-    tta = ""
-    if target:
-        seconds, total = time_to_accuracy(name, target, device)
-        reached = f"in {seconds:.0f}s" if seconds is not None else f"not reached in {total:.0f}s"
-        tta = f"{target:.0%} {reached}"
     return {
         "model": name,
         "batch_size": load_params_for(name).recipe.batch_size,
         "device": describe(device),
-        "threads": threads,
-        "engine": round(fast),
-        "baseline": round(base),
-        "ratio": round(fast / base, 2),
-        "inference": round(infer),
-        "peak_mb": round(peak_memory_mb(device)),
-        "busy_fraction": round(busy, 3),
-        "time_to_accuracy": tta,
+        "threads": set_threads(0),
+        **summarise(rounds),
+        **figures,
     }
 
 
-def measure_alone(name: str, steps: int, repeats: int, target: float | None) -> dict[str, Any]:
-    """:func:`measure` in a fresh process, so that the peak memory is this model's own
-    (a process's peak RSS never goes down: measured in one process, every model after the
-    largest would report the largest's figure)."""
-    with multiprocessing.get_context("spawn").Pool(1) as pool:
-        return pool.apply(measure, (name, steps, repeats, target))
+def _timer(pipe: Connection) -> Callable[[int], float]:
+    """Images/s of one timed run, with ``seed``, by the loop at the other end of ``pipe``."""
+
+    def time_it(seed: int) -> float:
+        pipe.send(seed)
+        return pipe.recv()
+
+    return time_it
+
+
+def take_turns(timers: dict[str, Callable[[int], float]], repeats: int) -> list[dict[str, float]]:
+    """``repeats`` rounds, each timing every loop once, in turn: a drift of the machine's
+    speed then reaches every loop alike instead of the one that ran last."""
+    return [{loop: time_it(r) for loop, time_it in timers.items()} for r in range(repeats)]
+
+
+def summarise(rounds: list[dict[str, float]]) -> dict[str, Any]:
+    """Median images/s of each loop and the median of the rounds' own ratios (each
+    round's two figures were taken a moment apart, so their ratio is the least drifted)."""
+    return {
+        "engine": round(statistics.median(r["engine"] for r in rounds)),
+        "baseline": round(statistics.median(r["baseline"] for r in rounds)),
+        "ratio": round(statistics.median(r["engine"] / r["baseline"] for r in rounds), 2),
+        "rounds": [{loop: round(rate) for loop, rate in r.items()} for r in rounds],
+    }
 
 
 def main() -> None:
@@ -174,6 +253,7 @@ def main() -> None:
     parser.add_argument("models", nargs="+")
     parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--warmup", type=int, default=100, help="untimed steps first")
     parser.add_argument("--time-to-accuracy", type=float, metavar="ACC")
     parser.add_argument("--out", type=Path, help="write <out>.md and <out>.json")
     args = parser.parse_args()
@@ -181,9 +261,11 @@ def main() -> None:
     threads = set_threads(0)
     header = [
         f"Device: {describe(device)}, {threads} threads; engine in {precision_label(device)}, "
-        f"baseline in fp32; {args.steps} steps x {args.repeats} repeats (median), "
-        "`python -m bench.speed`. Each model is measured in a process of its own: peak MB "
-        "is that process's peak RSS (on CUDA, tensors allocated).",
+        f"baseline in fp32; each in a process of its own, warmed up ({args.warmup} steps), "
+        f"timed in turns: {args.repeats} rounds of {args.steps} steps, medians (ratio: "
+        "median of the rounds' ratios); "
+        "`python -m bench.speed`. Peak MB: the engine process's peak RSS (on CUDA, "
+        "tensors allocated).",
         "",
         "| model | batch | engine img/s | baseline img/s | ratio | inference img/s "
         "| peak MB | busy % | time to accuracy |",
@@ -193,7 +275,7 @@ def main() -> None:
     rows, lines = [], list(header)
     for name in args.models:
         load_params_for(name)  # an unknown name fails here, before a process is started
-        row = measure_alone(name, args.steps, args.repeats, args.time_to_accuracy)
+        row = measure(name, args.steps, args.repeats, args.time_to_accuracy, args.warmup)
         rows.append(row)
         lines.append(
             f"| {name} | {row['batch_size']} | {row['engine']} | {row['baseline']} "

@@ -20,6 +20,7 @@ from bench.common import (
 )
 from bench.ensemble import ensemble_table
 from bench.parity import check_plain, mean_gap, parity, summary
+from bench.speed import measure, summarise, take_turns
 from fmnist.errors import PipelineError
 from fmnist.prepared import Split
 
@@ -96,6 +97,36 @@ def test_parity_is_judged_on_the_mean_gap_over_seeds_with_its_standard_error() -
 def test_parity_refuses_recipes_the_plain_loop_does_not_implement() -> None:
     with pytest.raises(PipelineError, match=r"augmentation.*train_on: train\+val"):
         check_plain("fastcnn", load_params_for("fastcnn").recipe)
+
+
+def test_speed_times_the_two_loops_in_turns_and_takes_the_median_round_ratio() -> None:
+    calls: list[tuple[str, int]] = []
+
+    def timer(loop: str, rates: list[float]):
+        def time_it(seed: int) -> float:
+            calls.append((loop, seed))
+            return rates[seed]
+
+        return time_it
+
+    loops = {
+        "baseline": timer("baseline", [100, 200, 400]),
+        "engine": timer("engine", [500, 300, 600]),
+    }
+    rounds = take_turns(loops, repeats=3)
+    assert calls == [("baseline", 0), ("engine", 0), ("baseline", 1), ("engine", 1),
+                     ("baseline", 2), ("engine", 2)]  # fmt: skip
+    row = summarise(rounds)
+    assert (row["baseline"], row["engine"]) == (200, 500)
+    # the rounds' ratios are 5.0, 1.5 and 1.5: their median, not 500 / 200 of the medians
+    assert row["ratio"] == 1.5
+
+
+def test_speed_measures_each_loop_in_a_process_of_its_own() -> None:
+    row = measure("cnn1", steps=2, repeats=2, target=None, warmup=1)
+    assert len(row["rounds"]) == 2
+    assert all(r["baseline"] > 0 and r["engine"] > 0 for r in row["rounds"])
+    assert row["peak_mb"] > 0 and row["inference"] > 0 and 0 < row["busy_fraction"] <= 1
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads Linux's /proc")
