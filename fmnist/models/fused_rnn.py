@@ -57,11 +57,12 @@ class _ElmanLayer(torch.autograd.Function):
         h_all = torch.addmm((b_ih + b_hh).to(products), x_p.reshape(steps * batch, -1), w_ih_p.t())
         h_all = h_all.view(steps, batch, hidden).to(recurrence)
         w_hh_r = w_hh.to(recurrence)
+        w_hh_t = w_hh_r.t()
         act = torch.relu_ if relu else torch.tanh_
         h = h_all.unbind(0)
         act(h[0])
         for t in range(1, steps):
-            act(h[t].addmm_(h[t - 1], w_hh_r.t()))
+            act(h[t].addmm_(h[t - 1], w_hh_t))
         ctx.save_for_backward(x_p, w_ih_p, w_hh_r, h_all)
         ctx.relu = relu
         return h_all.to(x.dtype)
