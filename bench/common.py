@@ -66,7 +66,8 @@ def write_results(out: Path | None, lines: list[str], payload: dict[str, Any]) -
 
 def precision_for(name: str, device: torch.device) -> torch.dtype | None:
     """The autocast dtype the train stage would use for ``name`` on ``device`` (bf16 on
-    a CUDA GPU that has it, fp32 elsewhere), so the benchmark times what users run."""
+    a CUDA GPU or CPU that computes in it natively, fp32 elsewhere: see
+    :func:`fmnist.device.autocast_dtype`), so the benchmark times what users run."""
     return autocast_dtype(load_params_for(name).train.precision, device)
 
 

@@ -3,7 +3,8 @@
     python -m bench.parity cnn3 [--seeds 42 1 2] [--epochs N] [--out results/parity_cnn3]
 
 The engine is the train stage's own loop (data on the device as uint8, the rewritten
-layers of fmnist/models/speedups.py, channels_last, bf16 autocast on a CUDA GPU). The
+layers of fmnist/models/speedups.py, channels_last, bf16 autocast where the train stage
+uses it: a CUDA GPU or a CPU with native bf16). The
 plain loop is what a PyTorch tutorial writes: the reference layers in the default memory
 format, a DataLoader with per-sample conversion and torch's own shuffle, fp32. Both train
 the model's recipe on the prepared splits (`dvc repro prepare` first), keep their best
