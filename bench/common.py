@@ -138,15 +138,17 @@ def engine_rate(
     return median_rate(lambda r: run(steps, r), repeats)
 
 
+def images_per_second(run: Callable[..., int], *args: int) -> float:
+    """Images/s of one call ``run(*args)``, which trains and returns how many images it
+    trained on (after waiting for the device)."""
+    start = time.perf_counter()
+    seen = run(*args)
+    return seen / (time.perf_counter() - start)
+
+
 def median_rate(run: Callable[[int], int], repeats: int) -> float:
-    """Median images/s over ``repeats`` calls of ``run(repeat)``, which trains and
-    returns how many images it trained on (after waiting for the device)."""
-    rates = []
-    for r in range(repeats):
-        start = time.perf_counter()
-        seen = run(r)
-        rates.append(seen / (time.perf_counter() - start))
-    return statistics.median(rates)
+    """Median :func:`images_per_second` over ``repeats`` calls of ``run(repeat)``."""
+    return statistics.median(images_per_second(run, r) for r in range(repeats))
 
 
 def busy_fraction(

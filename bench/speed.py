@@ -42,6 +42,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from bench.common import (
     busy_fraction,
+    images_per_second,
     load_params_for,
     precision_for,
     precision_label,
@@ -112,25 +113,31 @@ def serve(
     The warm-up is long because glibc's malloc raises its mmap threshold as it sees
     large blocks freed: the plain bilstm loop sped up from ~1,000 to ~1,450 images/s over
     its first ~80 steps, then held. A short warm-up timed that climb, not the loop."""
-    set_threads(0)
+    threads = set_threads(0)
     device = select_device("auto")
     images, labels = real_data(20_000)
     run = LOOPS[loop](name, images, labels, device)
     run(warmup, 0)
     conn.send(None)  # warmed up
     while (seed := conn.recv()) is not None:
-        start = time.perf_counter()
-        seen = run(steps, seed)
-        conn.send(seen / (time.perf_counter() - start))
-    conn.send(engine_figures(name, images, labels, steps, target) if loop == "engine" else {})
+        conn.send(images_per_second(run, steps, seed))
+    if loop != "engine":
+        conn.send({})
+        return
+    figures = engine_figures(name, images, labels, steps, target, device)
+    conn.send({"device": describe(device), "threads": threads, **figures})
 
 
 def engine_figures(
-    name: str, images: np.ndarray, labels: np.ndarray, steps: int, target: float | None
+    name: str,
+    images: np.ndarray,
+    labels: np.ndarray,
+    steps: int,
+    target: float | None,
+    device: torch.device,
 ) -> dict[str, Any]:
     """Inference rate, busy share, time to ``target`` and peak memory, in the engine's
     process: its peak is the train stage's, with no baseline in it."""
-    device = select_device("auto")
     figures: dict[str, Any] = {
         "inference": round(inference_rate(name, device)),
         "busy_fraction": round(busy_fraction(name, images, labels, min(steps, 20), device), 3),
@@ -210,14 +217,11 @@ def measure(
     finally:
         for worker in workers.values():
             worker.join()
-    device = select_device("auto")
     return {
         "model": name,
         "batch_size": load_params_for(name).recipe.batch_size,
-        "device": describe(device),
-        "threads": set_threads(0),
         **summarise(rounds),
-        **figures,
+        **figures,  # device and threads as the engine's process saw them
     }
 
 

@@ -332,7 +332,8 @@ def _page_faults_per_step(mode: str) -> float:
 def test_kept_freed_memory_spares_each_step_its_page_faults() -> None:
     """A step that allocates 64 MiB in 1 MiB blocks and frees them all: by default glibc
     trims the freed top of its heap, and every next step faults its 16,384 pages back in
-    (what the engine's activations and gradients went through: bench/speed.py). Through
+    (what the engine's activations and gradients went through: the benchmarks' engine
+    loop counted about 4,000 faults per cnn1 step). Through
     malloc, as PyTorch's CPU allocator goes, so the figures are exact, not load-dependent."""
     plain, kept = _page_faults_per_step("plain"), _page_faults_per_step("keep")
     assert plain > 10_000
