@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import statistics
 import time
 from collections.abc import Callable
@@ -16,13 +15,16 @@ from torch import nn
 from torch.autograd import DeviceType
 from torch.profiler import ProfilerActivity, profile
 
-from fmnist import formats
-from fmnist.datasets import FASHION_MNIST
-from fmnist.device import autocast_dtype, keep_freed_memory
-from fmnist.engine import recipe_optimizer, to_device, train_epoch
+from fmnist.core.atomic import write_json, write_text
+from fmnist.core.machine import provenance
+from fmnist.data import formats
+from fmnist.data.datasets import FASHION_MNIST
 from fmnist.models import build_model, list_models
 from fmnist.models.classic import ClassicModel
-from fmnist.params import Params, Recipe, params_from
+from fmnist.review.docs import render_result
+from fmnist.train.device import autocast_dtype, keep_freed_memory
+from fmnist.train.engine import recipe_optimizer, to_device, train_epoch
+from fmnist.train.params import Params, Recipe, params_from
 
 DEBIAN = Path(FASHION_MNIST.debian_folder)
 
@@ -54,20 +56,29 @@ def setup(
     return recipe, model, recipe_optimizer(recipe, model, fast=tuned)
 
 
-def write_results(out: Path | None, lines: list[str], payload: dict[str, Any]) -> None:
-    """The table as ``<out>.md`` and the figures as ``<out>.json`` (nothing when ``out``
-    is None): the README links the markdown, scripts read the JSON."""
+def write_results(
+    out: Path | None,
+    payload: dict[str, Any],
+    *,
+    title: str,
+    about: str,
+    columns: list[tuple[str, ...]],
+) -> None:
+    """``<out>.json`` (the figures, the command that made them, the date and the machine)
+    and ``<out>.md`` rendered from it by :mod:`fmnist.review.docs`; nothing when ``out``
+    is None. The docs embed the JSON's table through the same renderer."""
     if out is None:
         return
+    result = {"title": title, "about": about, "columns": columns, **payload, **provenance()}
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".md").write_text("\n".join(lines) + "\n")
-    out.with_suffix(".json").write_text(json.dumps(payload, indent=2) + "\n")
+    write_json(out.with_suffix(".json"), result)
+    write_text(out.with_suffix(".md"), render_result(result))
 
 
 def precision_for(name: str, device: torch.device) -> torch.dtype | None:
     """The autocast dtype the train stage would use for ``name`` on ``device`` (bf16 on
     a CUDA GPU or CPU that computes in it natively, fp32 elsewhere: see
-    :func:`fmnist.device.autocast_dtype`), so the benchmark times what users run."""
+    :func:`fmnist.train.device.autocast_dtype`), so the benchmark times what users run."""
     return autocast_dtype(load_params_for(name).train.precision, device)
 
 
@@ -96,7 +107,7 @@ def training_loop(
     """The train stage's loop for ``name`` on ``images``, warmed up: ``run(steps, seed)``
     trains ``steps`` batches of a seeded random order and returns how many images it
     trained on. Like the train stage it keeps freed memory in the process
-    (:func:`~fmnist.device.keep_freed_memory`), for the rest of the process: a plain
+    (:func:`~fmnist.train.device.keep_freed_memory`), for the rest of the process: a plain
     baseline to compare with runs in a process of its own (``bench/speed.py``)."""
     keep_freed_memory()
     recipe, model, opt = setup(name, device)

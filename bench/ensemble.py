@@ -24,11 +24,11 @@ import dvc.api
 import torch
 
 from bench.common import write_results
-from fmnist import layout
-from fmnist.checkpoint import read_checkpoint
-from fmnist.engine import DeviceSplit, predict_logits, to_device
-from fmnist.errors import PipelineError, run_stage
-from fmnist.prepared import load_split
+from fmnist.core import layout
+from fmnist.core.errors import PipelineError, run_stage
+from fmnist.data.prepared import load_split
+from fmnist.train.checkpoint import read_checkpoint
+from fmnist.train.engine import DeviceSplit, predict_logits, to_device
 
 
 def experiment_refs() -> dict[str, str]:
@@ -100,7 +100,19 @@ def main() -> None:
         for r in rows
     ]
     print("\n".join(lines))
-    write_results(args.out, lines, {"models": args.names, "rows": rows})
+    write_results(
+        args.out,
+        {"models": args.names, "rows": rows},
+        title="Ensembles of trained models",
+        about=lines[0],
+        columns=[
+            ("members", "members"),
+            ("choices", "choices"),
+            ("mean", "mean", "{:.2%}"),
+            ("min", "min", "{:.2%}"),
+            ("max", "max", "{:.2%}"),
+        ],
+    )
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ Times a fixed number of training steps after a warm-up and scales to a 50,000-im
 epoch (the default split), with the same engine the train stage uses (data on the
 device as uint8, channels_last, the recipe's batch size and augmentation).
 
-    python -m bench.epoch_seconds [model ...] [--steps 30] [--out results/epoch_seconds.md]
+    python -m bench.epoch_seconds [model ...] [--steps 30] [--out results/epoch_seconds]
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from bench.common import (
     real_data,
     write_results,
 )
-from fmnist.device import describe, select_device, set_threads
-from fmnist.errors import run_stage
+from fmnist.core.errors import run_stage
+from fmnist.train.device import describe, select_device, set_threads
 
 EPOCH_IMAGES = 50_000
 
@@ -70,8 +70,22 @@ def main() -> None:
             f"{row['images_per_second']} | {row['epochs']} | {full:.0f} |"
         )
         print(lines[-1], flush=True)
-    payload = {"device": describe(device), "threads": threads, "rows": rows}
-    write_results(args.out, lines, payload)
+    for row in rows:
+        row["full_recipe_minutes"] = round(row["seconds_per_epoch"] * row["epochs"] / 60, 1)
+    write_results(
+        args.out,
+        {"device": describe(device), "threads": threads, "rows": rows},
+        title="Seconds per training epoch of every model",
+        about=lines[0],
+        columns=[
+            ("model", "model"),
+            ("batch_size", "batch"),
+            ("seconds_per_epoch", "s/epoch"),
+            ("images_per_second", "images/s"),
+            ("epochs", "recipe epochs"),
+            ("full_recipe_minutes", "full recipe (min)"),
+        ],
+    )
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Train a report's own Keras model with its recipe here, to see what the recipe reaches.
 
     pip install tensorflow-cpu   # in a virtual environment of its own (see README)
-    python -m bench.keras_accuracy rnn --seed 1 [--epochs 25] [--out results/keras_accuracy]
+    python -m bench.keras_accuracy rnn --seed 1 [--epochs 25] [--out bench/out/keras_accuracy]
 
 Issue #3 measures each zoo model against the accuracy its report claimed. Where the
 PyTorch model falls short, the question is whether the model is wrong or the claim is one
@@ -139,7 +139,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--epochs", type=int, help="default: the recipe's")
     parser.add_argument("--lr", type=float, help="default: the recipe's")
-    parser.add_argument("--out", type=Path, default=Path("results/keras_accuracy"))
+    parser.add_argument("--out", type=Path, default=Path("bench/out/keras_accuracy"))
     args = parser.parse_args()
     if args.lr is not None and args.lr <= 0:
         parser.error(f"--lr must be positive, got {args.lr}")

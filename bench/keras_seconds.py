@@ -1,7 +1,7 @@
 """Keras's seconds per training epoch for the reports' own models, on this machine.
 
     pip install tensorflow-cpu   # in a virtual environment of its own (see README)
-    python bench/keras_seconds.py [model ...] [--steps 60] [--out results/keras_seconds]
+    python bench/keras_seconds.py [model ...] [--steps 60] [--out bench/out/keras_seconds]
 
 Issue #4's CPU targets are fractions of Keras's seconds per epoch, which the issue took
 on another machine. This script rebuilds each report's model in Keras 3 (the reports'

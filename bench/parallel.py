@@ -1,5 +1,5 @@
 """Parallel experiments on one machine: total training images/s of N workers, each with
-its share of the cores (what ``python -m fmnist.sweep -j N`` sets up), against one worker
+its share of the cores (what ``python -m fmnist.review.sweep -j N`` sets up), against one worker
 that has them all.
 
     python -m bench.parallel [model] [--workers 1 2] [--steps 20]
@@ -14,7 +14,7 @@ import os
 import torch
 
 from bench.common import engine_rate, load_params_for, real_data
-from fmnist.errors import run_stage
+from fmnist.core.errors import run_stage
 
 
 def _worker(name: str, steps: int, threads: int, out: mp.Queue) -> None:

@@ -35,13 +35,13 @@ from torch.utils.data import DataLoader
 
 from bench.common import load_params_for, precision_for, write_results
 from bench.speed import PerSampleDataset
-from fmnist.device import describe, seed_everything, select_device, set_threads
-from fmnist.engine import evaluate, fit, recipe_optimizer, to_device
-from fmnist.errors import PipelineError, run_stage
+from fmnist.core.errors import PipelineError, run_stage
+from fmnist.data.prepared import Split, load_split
 from fmnist.models import build_model
-from fmnist.optim import make_scheduler
-from fmnist.params import Recipe
-from fmnist.prepared import Split, load_split
+from fmnist.train.device import describe, seed_everything, select_device, set_threads
+from fmnist.train.engine import evaluate, fit, recipe_optimizer, to_device
+from fmnist.train.optim import make_scheduler
+from fmnist.train.params import Recipe
 
 
 def check_plain(name: str, recipe: Recipe) -> None:
@@ -220,7 +220,25 @@ def main() -> None:
     lines += ["", *summaries]
     print("\n".join(summaries), flush=True)
     payload = {"device": describe(device), "threads": threads, "seeds": args.seeds}
-    write_results(args.out, lines, payload | {"rows": rows, "summary": summaries})
+    write_results(
+        args.out,
+        payload | {"rows": rows, "summary": summaries},
+        title="Accuracy parity: the engine against a plain fp32 loop",
+        about=lines[0] + " " + " ".join(summaries),
+        columns=[
+            ("model", "model"),
+            ("seed", "seed"),
+            ("epochs", "epochs"),
+            ("engine", "engine best", "{:.2%}"),
+            ("plain", "plain best", "{:.2%}"),
+            ("difference", "difference", "{:+.2%}"),
+            ("engine_last", "engine last", "{:.2%}"),
+            ("plain_last", "plain last", "{:.2%}"),
+            ("difference_last", "difference", "{:+.2%}"),
+            ("engine_seconds", "engine s"),
+            ("plain_seconds", "plain s"),
+        ],
+    )
 
 
 def table_row(name: str, seed: int, epochs: int, row: dict[str, float]) -> str:

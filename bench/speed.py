@@ -15,7 +15,7 @@ For each model, with its recipe's batch size and on the current device:
   then all of the other put bilstm's ratio anywhere from 1.48x to 2.23x. Turns expose
   both loops to the same drift, and the ratio is the median of the rounds' ratios. The
   processes also keep the engine's allocator setting
-  (:func:`fmnist.device.keep_freed_memory`) away from the baseline, which keeps
+  (:func:`fmnist.train.device.keep_freed_memory`) away from the baseline, which keeps
   glibc's defaults;
 - from the engine's process: inference images/s on the test set, its peak memory (RSS
   on CPU, ``max_memory_allocated`` on CUDA), and how busy the device is during the
@@ -52,9 +52,9 @@ from bench.common import (
     training_loop,
     write_results,
 )
-from fmnist.device import describe, peak_memory_mb, select_device, set_threads
-from fmnist.engine import EpochRecord, evaluate, fit, predict_logits, to_device
-from fmnist.errors import run_stage
+from fmnist.core.errors import run_stage
+from fmnist.train.device import describe, peak_memory_mb, select_device, set_threads
+from fmnist.train.engine import EpochRecord, evaluate, fit, predict_logits, to_device
 
 
 class PerSampleDataset(Dataset):
@@ -287,8 +287,23 @@ def main() -> None:
             f"| {row['busy_fraction']:.0%} | {row['time_to_accuracy']} |"
         )
         print(lines[-1], flush=True)
-    payload = {"device": describe(device), "threads": threads, "rows": rows}
-    write_results(args.out, lines, payload)
+    write_results(
+        args.out,
+        {"device": describe(device), "threads": threads, "rows": rows},
+        title="The engine against a plain PyTorch loop",
+        about=header[0],
+        columns=[
+            ("model", "model"),
+            ("batch_size", "batch"),
+            ("engine", "engine img/s"),
+            ("baseline", "plain loop img/s"),
+            ("ratio", "ratio", "{:.2f}x"),
+            ("inference", "inference img/s"),
+            ("peak_mb", "peak MB"),
+            ("busy_fraction", "busy", "{:.0%}"),
+            ("time_to_accuracy", "time to accuracy"),
+        ],
+    )
 
 
 if __name__ == "__main__":

@@ -26,8 +26,8 @@ import torch
 
 from bench.common import precision_label, write_results
 from bench.epoch_seconds import seconds_per_epoch
-from fmnist.device import describe, select_device, set_threads
-from fmnist.errors import PipelineError, run_stage
+from fmnist.core.errors import PipelineError, run_stage
+from fmnist.train.device import describe, select_device, set_threads
 
 KERAS_MODELS = ("cnn1", "cnn1-bn", "cnn2", "cnn3", "cifar-cnn", "vgg", "rnn", "bilstm")
 TARGET = {"rnn": 2 / 3, "bilstm": 2 / 3}  # the rest: 1/2
@@ -108,7 +108,25 @@ def main() -> None:
             f"{row['target']:.2f} | {'yes' if row['met'] else 'no'} | {pairs} |"
         )
         print(lines[-1], flush=True)
-    write_results(args.out, lines, {"device": describe(device), "threads": threads, "rows": rows})
+    for row in rows:
+        row["rounds"] = ", ".join(
+            f"{e} / {k}" for e, k in zip(row["engine_rounds"], row["keras_rounds"], strict=True)
+        )
+    write_results(
+        args.out,
+        {"device": describe(device), "threads": threads, "rows": rows},
+        title="The engine against Keras on the same CPU",
+        about=lines[0],
+        columns=[
+            ("model", "model"),
+            ("engine", "engine s/epoch"),
+            ("keras", "Keras s/epoch"),
+            ("ratio", "engine / Keras", "{:.2f}"),
+            ("target", "target", "{:.2f}"),
+            ("met", "met"),
+            ("rounds", "rounds (engine / Keras)"),
+        ],
+    )
 
 
 if __name__ == "__main__":

@@ -1,15 +1,14 @@
 """Stage download: fetch the raw dataset files and verify their content checksums."""
 
-from fmnist import layout
-from fmnist.datasets import DATASETS
-from fmnist.errors import run_stage
-from fmnist.params import load_params
-from fmnist.sources import fetch
+from fmnist.core import layout
+from fmnist.core.errors import run_stage
+from fmnist.data.datasets import DATASETS
+from fmnist.data.params import load_data_params
+from fmnist.data.sources import fetch
 
 
 def main() -> None:
-    params = load_params(layout.PARAMS)
-    data = params.data
+    data, _ = load_data_params(layout.PARAMS)
     fetched = fetch(DATASETS[data.dataset], layout.RAW, data.source, data.folder, data.url)
     print(
         f"{layout.RAW}: {len(fetched.checksums)} {fetched.form.upper()} files from "

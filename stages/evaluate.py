@@ -1,9 +1,9 @@
 """Stage evaluate: test-set metrics, confusion matrix and prediction figures."""
 
-from fmnist import layout
-from fmnist.errors import run_stage
-from fmnist.evaluation import run_evaluation
-from fmnist.params import load_params
+from fmnist.core import layout
+from fmnist.core.errors import run_stage
+from fmnist.evaluate.evaluation import run_evaluation
+from fmnist.train.params import load_params
 
 
 def main() -> None:

@@ -1,7 +1,7 @@
 """Stage export: models/model.onnx and model.ts, their contract, and an ONNX parity check."""
 
-from fmnist.errors import run_stage
-from fmnist.export import CONTRACT, ONNX, TORCHSCRIPT, export
+from fmnist.core.errors import run_stage
+from fmnist.serve.export import CONTRACT, ONNX, TORCHSCRIPT, export
 
 
 def main() -> None:

@@ -1,17 +1,17 @@
 """Stage prepare: read the raw files, split train/validation, write uint8 arrays + exploration."""
 
-from fmnist import layout
-from fmnist.atomic import atomic_dir
-from fmnist.datasets import DATASETS
-from fmnist.errors import run_stage
-from fmnist.exploration import explore
-from fmnist.params import load_params
-from fmnist.prepared import read_raw, save_split, split_train_val, stratified_subset
+from fmnist.core import layout
+from fmnist.core.atomic import atomic_dir
+from fmnist.core.errors import run_stage
+from fmnist.data.datasets import DATASETS
+from fmnist.data.exploration import explore
+from fmnist.data.params import load_data_params
+from fmnist.data.prepared import read_raw, save_split, split_train_val, stratified_subset
 
 
 def main() -> None:
-    params = load_params(layout.PARAMS)
-    spec, p = DATASETS[params.data.dataset], params.prepare
+    data, p = load_data_params(layout.PARAMS)
+    spec = DATASETS[data.dataset]
     published, form = read_raw(spec, layout.RAW)
     train = stratified_subset(published["train"], p.train_limit, p.seed)
     test = stratified_subset(published["test"], p.test_limit, p.seed)

@@ -1,7 +1,7 @@
 """Stage report: one self-contained HTML page of the run (opens offline, no scripts)."""
 
-from fmnist.errors import run_stage
-from fmnist.report import write_report
+from fmnist.core.errors import run_stage
+from fmnist.evaluate.report import write_report
 
 
 def main() -> None:

@@ -3,10 +3,10 @@
 import os
 import sys
 
-from fmnist import layout
-from fmnist.errors import run_stage
-from fmnist.params import load_params
-from fmnist.training import run_training
+from fmnist.core import layout
+from fmnist.core.errors import run_stage
+from fmnist.train.params import load_params
+from fmnist.train.training import run_training
 
 
 def main() -> None:

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fmnist import formats
-from fmnist.datasets import FASHION_MNIST, DatasetSpec, IdxFile
+from fmnist.data import formats
+from fmnist.data.datasets import FASHION_MNIST, DatasetSpec, IdxFile
 
 ROOT = Path(__file__).resolve().parents[1]
 

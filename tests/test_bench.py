@@ -21,8 +21,8 @@ from bench.common import (
 from bench.ensemble import ensemble_table
 from bench.parity import check_plain, mean_gap, parity, summary
 from bench.speed import measure, summarise, take_turns
-from fmnist.errors import PipelineError
-from fmnist.prepared import Split
+from fmnist.core.errors import PipelineError
+from fmnist.data.prepared import Split
 
 
 @pytest.fixture(autouse=True)
@@ -53,7 +53,7 @@ def test_benchmarks_time_the_models_that_train_by_steps() -> None:
 
 
 def test_cpu_benchmarks_time_the_precision_the_train_stage_uses() -> None:
-    from fmnist.device import autocast_dtype
+    from fmnist.train.device import autocast_dtype
 
     cpu = torch.device("cpu")
     assert precision_for("fastcnn", cpu) is autocast_dtype("auto", cpu)
@@ -136,7 +136,7 @@ def test_peak_memory_is_this_programs_own_high_water_mark_in_mib() -> None:
     the pre-exec size, which is how CI, forking from a big pytest, once read 815 MiB)."""
     child = (
         "import numpy as np, torch\n"
-        "from fmnist.device import peak_memory_mb\n"
+        "from fmnist.train.device import peak_memory_mb\n"
         "block = np.ones(256 * 2**20, dtype=np.uint8)\n"
         "print(peak_memory_mb(torch.device('cpu')))\n"
     )

@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 import torch
 
-from fmnist.checkpoint import load_checkpoint, save_checkpoint
-from fmnist.classic import fit_classic, fit_estimator, pixels
-from fmnist.errors import PipelineError
+from fmnist.core.errors import PipelineError
+from fmnist.data.prepared import Split
 from fmnist.models import build_model
-from fmnist.prepared import Split
+from fmnist.train.checkpoint import load_checkpoint, save_checkpoint
+from fmnist.train.classic import fit_classic, fit_estimator, pixels
 
 CLASSIC = {
     "logreg": {"max_iter": 50},

@@ -18,12 +18,12 @@ import torch
 import yaml
 from conftest import ROOT, synthetic_split, write_idx_folder
 
-from fmnist import cifar
-from fmnist.datasets import CIFAR10, DATASETS, KMNIST, MNIST, IdxFile
-from fmnist.errors import ChecksumError, FormatError, PipelineError
+from fmnist.core.errors import ChecksumError, FormatError, PipelineError
+from fmnist.data import cifar
+from fmnist.data.datasets import CIFAR10, DATASETS, KMNIST, MNIST, IdxFile
+from fmnist.data.sources import fetch
 from fmnist.models import build_model
 from fmnist.models.summary import keras_param_counts
-from fmnist.sources import fetch
 
 
 def _md5(path: Path) -> str:

@@ -9,9 +9,10 @@ import torch
 import torch.nn.functional as F
 from conftest import python_stdout, synthetic_split
 
-from fmnist.augment import Augment, augment_batch
-from fmnist.device import seed_everything
-from fmnist.engine import (
+from fmnist.models import build_model
+from fmnist.train.augment import Augment, augment_batch
+from fmnist.train.device import seed_everything
+from fmnist.train.engine import (
     DeviceSplit,
     EpochRecord,
     FitResult,
@@ -22,9 +23,8 @@ from fmnist.engine import (
     train_epoch,
     tta_views,
 )
-from fmnist.models import build_model
-from fmnist.optim import OPTIMIZERS, make_optimizer
-from fmnist.params import Recipe
+from fmnist.train.optim import OPTIMIZERS, make_optimizer
+from fmnist.train.params import Recipe
 
 CPU = torch.device("cpu")
 
@@ -93,10 +93,14 @@ def test_fit_keeps_the_best_epoch_and_learns() -> None:
 
 def test_training_on_train_and_val_keeps_the_last_epoch() -> None:
     # val accuracy dips in some epochs; a split it learnt from cannot pick among them.
-    # Seed 1 at lr 0.1 dips at epoch 4 (0.40 -> 0.39); any change to the random streams
-    # (augmentation, dropout masks) moves the dip, so re-pick the seed if this fails.
-    result = _fit(1, Recipe(epochs=4, batch_size=32, lr=0.1, train_on="train+val"))
-    best = _fit(1, Recipe(epochs=4, batch_size=32, lr=0.1))
+    # Which seed dips depends on the CPU's kernels (AVX-512 and AVX2 round differently),
+    # so take the first seed whose held-out run keeps an earlier epoch.
+    recipe = Recipe(epochs=4, batch_size=32, lr=0.1)
+    dips = (s for s in range(1, 9) if _fit(s, recipe).best_epoch < 4)
+    seed = next(dips, None)
+    assert seed is not None, "no seed of 1-8 dips at lr 0.1: raise lr to find one"
+    result = _fit(seed, Recipe(epochs=4, batch_size=32, lr=0.1, train_on="train+val"))
+    best = _fit(seed, recipe)
     assert [r.train_loss for r in result.history] == [r.train_loss for r in best.history]
     assert best.best_epoch < 4 and result.best_epoch == 4
     # only the kept (last) epoch is validated: earlier passes could pick nothing
@@ -206,7 +210,7 @@ def test_crop_and_erasing_are_seeded_and_in_range() -> None:
 
 
 def test_ema_weights_are_the_ones_kept() -> None:
-    from fmnist.engine import make_ema
+    from fmnist.train.engine import make_ema
 
     model = build_model("cnn1")
     ema = make_ema(model, 0.5)
@@ -266,7 +270,7 @@ def test_flip_alone_mirrors_about_half_the_images_exactly() -> None:
 def test_precision_auto_is_bf16_only_on_cpus_that_compute_in_it(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from fmnist import device
+    from fmnist.train import device
 
     for native, expected in ((False, None), (True, torch.bfloat16)):
         monkeypatch.setattr(device, "cpu_has_native_bf16", lambda native=native: native)
@@ -276,7 +280,7 @@ def test_precision_auto_is_bf16_only_on_cpus_that_compute_in_it(
 
 
 def test_cpu_bf16_detection_reads_the_cpus_flags(monkeypatch: pytest.MonkeyPatch) -> None:
-    from fmnist.device import cpu_has_native_bf16
+    from fmnist.train.device import cpu_has_native_bf16
 
     monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False, raising=False)
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False, raising=False)
@@ -302,7 +306,7 @@ def test_bf16_autocast_trains_on_cpu() -> None:
 
 FAULTS_PER_STEP = """
 import ctypes, resource, sys
-from fmnist.device import keep_freed_memory
+from fmnist.train.device import keep_freed_memory
 if sys.argv[1] == "keep":
     assert keep_freed_memory()
 libc = ctypes.CDLL(None)

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fmnist import formats
-from fmnist.errors import FormatError
+from fmnist.core.errors import FormatError
+from fmnist.data import formats
 
 
 @pytest.mark.parametrize("suffix", [".gz", ""])

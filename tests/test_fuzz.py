@@ -16,9 +16,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fmnist import formats
-from fmnist.errors import FormatError
-from fmnist.images import ImageError, load_image, to_dataset_convention
+from fmnist.core.errors import FormatError
+from fmnist.data import formats
+from fmnist.serve.images import ImageError, load_image, to_dataset_convention
 
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 TMP = Path(tempfile.mkdtemp(prefix="fmnist-fuzz-"))

@@ -5,16 +5,16 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from fmnist.leaderboard import (
-    family,
-    markdown,
+from fmnist.review.leaderboard import (
     merge,
+    model_summaries,
     published_rows,
     rows_from_exp_show,
     seed_summaries,
     write_leaderboard,
 )
-from fmnist.sweep import ACTIVE, queue, share_cores
+from fmnist.review.leaderboard_charts import family
+from fmnist.review.sweep import ACTIVE, queue, share_cores
 
 
 def _rev(
@@ -83,19 +83,22 @@ def test_rows_are_deduplicated_sorted_and_compared_with_reports(tmp_path: Path) 
     cifar = rows[1]
     assert cifar.reported == 71.13 and cifar.difference is None  # measured on CIFAR-10
     assert rows[0].reported is None
-    table = markdown(rows)
+    write_leaderboard(rows, tmp_path)
+    table = (tmp_path / "leaderboard.md").read_text()
     assert "| zoo-cnn3 | cnn3 | adam, lr 0.001, batch 32, 10 ep | 10 (9) | 4m10s |" in table
     assert "| 25.0 | cpu |  | 90.44 |" in table  # run before peak memory was recorded
-    write_leaderboard(rows, tmp_path)
+    assert "7.050000000000001" not in table and "by `python" in table  # rounded; provenance
     assert (tmp_path / "leaderboard.png").read_bytes()[:4] == b"\x89PNG"
     assert (tmp_path / "time_to_accuracy.png").read_bytes()[:4] == b"\x89PNG"
 
 
-def test_peak_memory_of_the_train_stage_gets_a_column() -> None:
+def test_peak_memory_of_the_train_stage_gets_a_column(tmp_path: Path) -> None:
     rev = _rev("cnn3", 0.9044, 250.0, name="zoo-cnn3")
     rev["data"]["metrics"]["metrics/train.json"]["data"]["train"]["peak_memory_mb"] = 612
     rows = rows_from_exp_show([{"rev": "workspace", "experiments": [{"revs": [rev]}]}])
-    assert rows[0].peak_mb == 612 and "| 25.0 | cpu | 612 | 90.44 |" in markdown(rows)
+    write_leaderboard(rows, tmp_path)
+    assert rows[0].peak_mb == 612
+    assert "| 25.0 | cpu | 612 | 90.44 |" in (tmp_path / "leaderboard.md").read_text()
 
 
 def test_recipes_name_their_augmentations_and_changed_layers() -> None:
@@ -189,6 +192,11 @@ def test_recipes_run_with_several_seeds_get_a_mean_and_spread(tmp_path: Path) ->
     write_leaderboard(rows, tmp_path)
     table = (tmp_path / "leaderboard.md").read_text()
     assert "| fastcnn | adam, lr 0.001, batch 32, 10 ep | cpu | 1, 2, 42 | 93.24 ± 0.10 |" in table
+    # the headline: one line per model, its best recipe's mean over seeds
+    lines = {s.model: s for s in model_summaries(rows)}
+    assert lines["fastcnn"].accuracy == "93.24 ± 0.10" and lines["fastcnn"].seeds == 3
+    assert lines["fastcnn"].best == 93.34 and lines["cnn3"].accuracy == "90.44"
+    assert table.index("| fastcnn | adam") < table.index("## Over seeds")
 
 
 def test_training_on_train_and_val_is_a_recipe_of_its_own() -> None:
@@ -234,7 +242,7 @@ def test_a_report_split_is_part_of_the_recipe_shown() -> None:
 
 def test_the_sweep_gives_report_a_models_their_10_percent_split(monkeypatch) -> None:
     calls: list[tuple[str, ...]] = []
-    monkeypatch.setattr("fmnist.sweep.dvc", lambda *args: calls.append(args) or "")
+    monkeypatch.setattr("fmnist.review.sweep.dvc", lambda *args: calls.append(args) or "")
     queue(["cnn1-bn", "rnn"], ["train.seed=1"])
     cnn1_bn, rnn = calls
     assert cnn1_bn[-6:] == (
@@ -270,4 +278,4 @@ def test_bf16_runs_are_marked_and_summarised_apart_from_fp32() -> None:
     rows = _rows(*revs)
     assert sorted(r.device for r in rows) == ["cpu", "cpu", "cpu bf16", "cpu bf16"]
     assert sorted(s.device for s in seed_summaries(rows)) == ["cpu", "cpu bf16"]
-    assert "cpu bf16" in markdown(rows)
+    assert {s.device for s in model_summaries(rows)} == {"cpu bf16"}  # the better mean

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from fmnist.errors import PipelineError
+from fmnist.core.errors import PipelineError
 from fmnist.models import build_model, list_models
 from fmnist.models.summary import keras_param_counts, summary
 

@@ -8,8 +8,8 @@ import pytest
 import yaml
 from conftest import ROOT
 
-from fmnist.errors import PipelineError
-from fmnist.params import load_params
+from fmnist.core.errors import PipelineError
+from fmnist.train.params import load_params
 
 
 def _params(tmp_path: Path, **changes) -> Path:

@@ -164,7 +164,7 @@ def test_sweep_queues_zoo_models_and_leaderboard_reports_them(repo: Path) -> Non
         repo,
         sys.executable,
         "-m",
-        "fmnist.sweep",
+        "fmnist.review.sweep",
         "cnn3",
         "--poll",
         "2",
@@ -172,7 +172,7 @@ def test_sweep_queues_zoo_models_and_leaderboard_reports_them(repo: Path) -> Non
         "models.cnn3.epochs=1",
     )
     assert "queued zoo-cnn3" in out
-    board = run(repo, sys.executable, "-m", "fmnist.leaderboard", "--out", "results")
+    board = run(repo, sys.executable, "-m", "fmnist.review.leaderboard", "--out", "results")
     row = next(line for line in board.splitlines() if "| zoo-cnn3 |" in line)
     assert "| cnn3 |" in row and "| 90.65 |" in row  # report C's figure beside the measured
     assert (repo / "results/leaderboard.png").read_bytes()[:4] == b"\x89PNG"
@@ -180,12 +180,14 @@ def test_sweep_queues_zoo_models_and_leaderboard_reports_them(repo: Path) -> Non
 
 
 def test_experiments_table_and_promoting_the_best(repo: Path) -> None:
-    table = run(repo, sys.executable, "-m", "fmnist.experiments", "table", "--md")
+    table = run(repo, sys.executable, "-m", "fmnist.review.experiments", "table", "--md")
     header = table.splitlines()[0]
     assert "test.accuracy" in header and "train.lr" in header and "| model " in header
     assert "train.val_held_out" in header  # a val accuracy that was trained on says so
     assert "models.cnn1.lr" not in header  # recipe columns of other models are dropped
-    out = run(repo, sys.executable, "-m", "fmnist.experiments", "promote", "--branch", "best")
+    out = run(
+        repo, sys.executable, "-m", "fmnist.review.experiments", "promote", "--branch", "best"
+    )
     assert "best experiment:" in out
     assert "best" in run(repo, "git", "branch", "--list", "best")
 

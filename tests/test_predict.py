@@ -11,17 +11,18 @@ import pytest
 import torch
 from PIL import Image
 
-from fmnist import formats, layout
-from fmnist.checkpoint import save_checkpoint
-from fmnist.datasets import FASHION_MNIST
-from fmnist.device import seed_everything
-from fmnist.engine import fit, predict_logits, to_device
-from fmnist.errors import PipelineError
-from fmnist.images import ImageError, load_image, to_dataset_convention
+from fmnist.core import layout
+from fmnist.core.errors import PipelineError
+from fmnist.data import formats
+from fmnist.data.datasets import FASHION_MNIST
+from fmnist.data.prepared import Split, save_split
 from fmnist.models import build_model
-from fmnist.params import Recipe
-from fmnist.predict import main, predict_files
-from fmnist.prepared import Split, save_split
+from fmnist.serve.images import ImageError, load_image, to_dataset_convention
+from fmnist.serve.predict import main, predict_files
+from fmnist.train.checkpoint import save_checkpoint
+from fmnist.train.device import seed_everything
+from fmnist.train.engine import fit, predict_logits, to_device
+from fmnist.train.params import Recipe
 
 DEBIAN = Path(FASHION_MNIST.debian_folder)
 
@@ -51,7 +52,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, np.ndarray,
 
 
 def _evaluation_classes(model_path: Path, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    from fmnist.checkpoint import load_checkpoint
+    from fmnist.train.checkpoint import load_checkpoint
 
     model, _ = load_checkpoint(model_path)
     logits = predict_logits(
@@ -162,7 +163,7 @@ def test_folder_without_images_is_an_error(tmp_path: Path, trained) -> None:
 
 
 def test_onnx_export_agrees_with_pytorch(in_tmp: Path, trained) -> None:
-    from fmnist.export import export
+    from fmnist.serve.export import export
 
     model_path, images, labels = trained
     save_split(layout.split_path("test"), Split(images, labels.astype(np.int64)))
@@ -179,7 +180,7 @@ def test_a_checkpoint_read_from_memory_is_the_file_and_garbage_is_named(trained)
     """bench.ensemble reads other revisions' models from the DVC cache as bytes."""
     import io
 
-    from fmnist.checkpoint import load_checkpoint, read_checkpoint
+    from fmnist.train.checkpoint import load_checkpoint, read_checkpoint
 
     model_path, _, _ = trained
     from_file, _ = load_checkpoint(model_path)

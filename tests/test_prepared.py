@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from conftest import synthetic_split, write_csv_folder, write_idx_folder
 
-from fmnist.errors import PipelineError
-from fmnist.prepared import (
+from fmnist.core.errors import PipelineError
+from fmnist.data.prepared import (
     Split,
     load_split,
     read_raw,

@@ -14,9 +14,9 @@ import torch
 import yaml
 from conftest import ROOT
 
-from fmnist import formats
-from fmnist.datasets import FASHION_MNIST
-from fmnist.prepared import Split, save_split
+from fmnist.data import formats
+from fmnist.data.datasets import FASHION_MNIST
+from fmnist.data.prepared import Split, save_split
 
 DEBIAN = Path(FASHION_MNIST.debian_folder)
 

@@ -15,10 +15,10 @@ import numpy as np
 import yaml
 from conftest import ROOT
 
-from fmnist import plots
-from fmnist.datasets import FASHION_MNIST
-from fmnist.evaluation import classification_metrics
-from fmnist.report import build_report
+from fmnist.core import plots
+from fmnist.data.datasets import FASHION_MNIST
+from fmnist.evaluate.evaluation import classification_metrics
+from fmnist.evaluate.report import build_report
 
 BIN = Path(sys.executable).parent
 CLASSES = FASHION_MNIST.classes
@@ -77,7 +77,7 @@ def test_comparison_report_between_two_commits(tmp_path: Path) -> None:
     params["models"]["fastcnn"]["epochs"] = 12
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
 
-    _run(tmp_path, sys.executable, "-m", "fmnist.compare", "--out", "compare")
+    _run(tmp_path, sys.executable, "-m", "fmnist.review.compare", "--out", "compare")
 
     report = (tmp_path / "compare/report.md").read_text()
     accuracy = next(line for line in report.splitlines() if "| test.accuracy " in line)
@@ -186,7 +186,7 @@ def test_pull_request_workflow_calls_commands_that_exist() -> None:
     assert workflow[True]["pull_request"]  # YAML reads the key `on` as True
     script = "\n".join(step.get("run", "") for step in steps)
     modules = re.findall(r"python -m ([\w.]+)", script)
-    assert {"fmnist.compare"} <= set(modules)
+    assert {"fmnist.review.compare"} <= set(modules)
     for module in modules:
         assert importlib.util.find_spec(module), module
     assert os.access(ROOT / "run.sh", os.X_OK) and "./run.sh test" in script

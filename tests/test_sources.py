@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from conftest import spec_for, write_csv_folder, write_idx_folder
 
-from fmnist import formats
-from fmnist.errors import ChecksumError, PipelineError
-from fmnist.sources import fetch
+from fmnist.core.errors import ChecksumError, PipelineError
+from fmnist.data import formats
+from fmnist.data.sources import fetch
 
 
 def test_fetch_idx_from_folder(tmp_path: Path, tiny_data: dict, tiny_spec) -> None:
@@ -88,7 +88,7 @@ def test_unreachable_url_is_a_clear_error(tmp_path: Path, tiny_spec) -> None:
 
 def test_real_debian_files_verify(tmp_path: Path) -> None:
     """The constants in the code match Debian's dataset-fashion-mnist (installed by CI)."""
-    from fmnist.datasets import FASHION_MNIST
+    from fmnist.data.datasets import FASHION_MNIST
 
     fetched = fetch(FASHION_MNIST, tmp_path / "raw", "folder", FASHION_MNIST.debian_folder)
     assert len(fetched.checksums) == 4

@@ -1,6 +1,6 @@
 """Classic baselines from the dataset publisher's benchmark, as ordinary zoo models.
 
-Each is fitted by scikit-learn (fmnist/classic.py) and then *held* as a torch module
+Each is fitted by scikit-learn (fmnist/train/classic.py) and then *held* as a torch module
 whose forward pass computes the same decision from the fitted arrays. That keeps one
 model format for the whole pipeline: the checkpoint is tensors loaded with
 ``weights_only=True`` (a pickled estimator would be code to trust), and evaluate,
@@ -32,7 +32,7 @@ class ClassicModel(nn.Module):
     options: dict[str, Any]
 
     def set_fitted(self, **arrays: np.ndarray | torch.Tensor) -> None:
-        """Hold ``arrays`` (from :mod:`fmnist.classic`) as frozen parameters."""
+        """Hold ``arrays`` (from :mod:`fmnist.train.classic`) as frozen parameters."""
         for name, value in arrays.items():
             tensor = torch.as_tensor(np.asarray(value)).clone()
             setattr(self, name, nn.Parameter(tensor, requires_grad=False))

@@ -13,7 +13,7 @@ from typing import Any
 
 from torch import nn
 
-from fmnist.errors import PipelineError
+from fmnist.core.errors import PipelineError
 from fmnist.models.speedups import speed_up
 
 Builder = Callable[..., nn.Module]
@@ -37,7 +37,6 @@ def register_model(name: str) -> Callable[[Builder], Builder]:
 
 def list_models() -> list[str]:
     """All registered model names, sorted."""
-    _load_families()
     return sorted(_REGISTRY)
 
 
@@ -96,12 +95,6 @@ def build_model(
 
 
 def _builder(name: str) -> Builder:
-    _load_families()
     if name not in _REGISTRY:
         raise PipelineError(f"unknown model {name!r}; valid names: {', '.join(list_models())}")
     return _REGISTRY[name]
-
-
-def _load_families() -> None:
-    """Import the modules that register models (late, to avoid an import cycle)."""
-    from fmnist.models import classic, cnn, fast, recurrent, resnet, sequential  # noqa: F401
