@@ -22,8 +22,9 @@ from fmnist.data.datasets import FASHION_MNIST
 from fmnist.models import build_model, list_models
 from fmnist.models.classic import ClassicModel
 from fmnist.review.docs import render_result
+from fmnist.train.batches import to_device
 from fmnist.train.device import autocast_dtype, keep_freed_memory
-from fmnist.train.engine import recipe_optimizer, to_device, train_epoch
+from fmnist.train.engine import recipe_optimizer, train_epoch
 from fmnist.train.params import Params, Recipe, params_from
 
 DEBIAN = Path(FASHION_MNIST.debian_folder)
@@ -122,9 +123,9 @@ def training_loop(
             model,
             opt,
             data,
-            recipe.batch_size,
-            recipe.augment,
-            g,
+            batch_size=recipe.batch_size,
+            aug=recipe.augment,
+            generator=g,
             order=order,
             precision=precision,
         )

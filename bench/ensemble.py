@@ -27,8 +27,9 @@ from bench.common import write_results
 from fmnist.core import layout
 from fmnist.core.errors import PipelineError, run_stage
 from fmnist.data.prepared import load_split
+from fmnist.train.batches import DeviceSplit, to_device
 from fmnist.train.checkpoint import read_checkpoint
-from fmnist.train.engine import DeviceSplit, predict_logits, to_device
+from fmnist.train.inference import predict_logits
 
 
 def experiment_refs() -> dict[str, str]:

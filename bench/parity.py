@@ -38,8 +38,10 @@ from bench.speed import PerSampleDataset
 from fmnist.core.errors import PipelineError, run_stage
 from fmnist.data.prepared import Split, load_split
 from fmnist.models import build_model
+from fmnist.train.batches import to_device
 from fmnist.train.device import describe, seed_everything, select_device, set_threads
-from fmnist.train.engine import evaluate, fit, recipe_optimizer, to_device
+from fmnist.train.engine import fit, recipe_optimizer
+from fmnist.train.inference import evaluate
 from fmnist.train.optim import make_scheduler
 from fmnist.train.params import Recipe
 

@@ -53,8 +53,11 @@ from bench.common import (
     write_results,
 )
 from fmnist.core.errors import run_stage
+from fmnist.train.batches import to_device
 from fmnist.train.device import describe, peak_memory_mb, select_device, set_threads
-from fmnist.train.engine import EpochRecord, evaluate, fit, predict_logits, to_device
+from fmnist.train.engine import fit
+from fmnist.train.inference import evaluate, predict_logits
+from fmnist.train.records import EpochRecord
 
 
 class PerSampleDataset(Dataset):

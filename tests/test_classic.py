@@ -76,7 +76,12 @@ def test_checkpoint_round_trip_keeps_the_decisions(name: str, tmp_path) -> None:
     model, _ = _fitted(name)
     x = torch.from_numpy(pixels(_striped(30, 4).images)).reshape(-1, 1, 28, 28)
     save_checkpoint(
-        tmp_path / "m.pt", name, CLASSIC[name], model.state_dict(), tuple("0123456789"), (1, 28, 28)
+        tmp_path / "m.pt",
+        model_name=name,
+        arch=CLASSIC[name],
+        state_dict=model.state_dict(),
+        classes=tuple("0123456789"),
+        in_shape=(1, 28, 28),
     )
     loaded, meta = load_checkpoint(tmp_path / "m.pt")
     assert meta["model"] == name

@@ -11,20 +11,13 @@ from conftest import python_stdout, synthetic_split
 
 from fmnist.models import build_model
 from fmnist.train.augment import Augment, augment_batch
+from fmnist.train.batches import DeviceSplit, scale, to_device
 from fmnist.train.device import seed_everything
-from fmnist.train.engine import (
-    DeviceSplit,
-    EpochRecord,
-    FitResult,
-    fit,
-    predict_logits,
-    scale,
-    to_device,
-    train_epoch,
-    tta_views,
-)
+from fmnist.train.engine import fit, train_epoch
+from fmnist.train.inference import predict_logits, tta_views
 from fmnist.train.optim import OPTIMIZERS, make_optimizer
 from fmnist.train.params import Recipe
+from fmnist.train.records import EpochRecord, FitResult
 
 CPU = torch.device("cpu")
 
@@ -41,7 +34,7 @@ def test_one_training_step_lowers_the_loss_on_a_fixed_batch() -> None:
     model = build_model("cnn1", {"dropout": 0.0})
     data = _learnable(64, 0)
     x, y = scale(data.images), data.labels
-    optimizer = make_optimizer("adam", model.parameters(), 1e-3)
+    optimizer = make_optimizer("adam", model.parameters(), lr=1e-3)
     before = F.cross_entropy(model(x), y).item()
     for _ in range(3):
         optimizer.zero_grad()
@@ -54,9 +47,11 @@ def test_every_optimizer_trains() -> None:
     for name in OPTIMIZERS:
         seed_everything(0)
         model = build_model("cnn1")
-        optimizer = make_optimizer(name, model.parameters(), 0.01)
+        optimizer = make_optimizer(name, model.parameters(), lr=0.01)
         g = torch.Generator().manual_seed(0)
-        loss, _ = train_epoch(model, optimizer, _learnable(64, 0), 32, Augment(), g)
+        loss, _ = train_epoch(
+            model, optimizer, _learnable(64, 0), batch_size=32, aug=Augment(), generator=g
+        )
         assert torch.isfinite(torch.tensor(loss)), name
 
 
@@ -171,7 +166,15 @@ def test_modern_recipe_options_train_and_stay_deterministic() -> None:
 
 def test_weight_decay_spares_norms_and_biases_when_asked() -> None:
     model = build_model("fastcnn", {"width": 8})
-    groups = make_optimizer("sgd", model.parameters(), 0.1, 0.01, 0.9, True, False).param_groups
+    groups = make_optimizer(
+        "sgd",
+        model.parameters(),
+        lr=0.1,
+        weight_decay=0.01,
+        momentum=0.9,
+        nesterov=True,
+        decay_norms=False,
+    ).param_groups
     assert groups[0]["weight_decay"] == 0.01 and all(p.ndim > 1 for p in groups[0]["params"])
     assert groups[1]["weight_decay"] == 0.0 and all(p.ndim == 1 for p in groups[1]["params"])
     assert groups[0]["nesterov"]
@@ -184,7 +187,7 @@ def test_fast_optimizers_make_the_same_updates_as_pytorchs_default(name: str) ->
     models = [build_model("cnn1", {"dropout": 0.0}) for _ in range(2)]
     models[1].load_state_dict(models[0].state_dict())
     fast, plain = (
-        make_optimizer(name, m.parameters(), 0.01, 1e-4, 0.9, fast=f)
+        make_optimizer(name, m.parameters(), lr=0.01, weight_decay=1e-4, momentum=0.9, fast=f)
         for m, f in zip(models, (True, False), strict=True)
     )
     expected = "fused" if name in {"adam", "adamw", "sgd", "adagrad"} else "foreach"
@@ -293,10 +296,18 @@ def test_bf16_autocast_trains_on_cpu() -> None:
     seed_everything(0)
     model = build_model("cnn1", {"dropout": 0.0})
     data = _learnable(64, 0)
-    optimizer = make_optimizer("adam", model.parameters(), 1e-3)
+    optimizer = make_optimizer("adam", model.parameters(), lr=1e-3)
     generator = torch.Generator().manual_seed(0)
     losses = [
-        train_epoch(model, optimizer, data, 16, Augment(), generator, precision=torch.bfloat16)[0]
+        train_epoch(
+            model,
+            optimizer,
+            data,
+            batch_size=16,
+            aug=Augment(),
+            generator=generator,
+            precision=torch.bfloat16,
+        )[0]
         for _ in range(4)
     ]
     assert losses[-1] < losses[0]

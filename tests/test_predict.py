@@ -19,9 +19,11 @@ from fmnist.data.prepared import Split, save_split
 from fmnist.models import build_model
 from fmnist.serve.images import ImageError, load_image, to_dataset_convention
 from fmnist.serve.predict import main, predict_files
+from fmnist.train.batches import to_device
 from fmnist.train.checkpoint import save_checkpoint
 from fmnist.train.device import seed_everything
-from fmnist.train.engine import fit, predict_logits, to_device
+from fmnist.train.engine import fit
+from fmnist.train.inference import predict_logits
 from fmnist.train.params import Recipe
 
 DEBIAN = Path(FASHION_MNIST.debian_folder)
@@ -46,7 +48,12 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, np.ndarray,
     )
     path = tmp_path_factory.mktemp("model") / "model.pt"
     save_checkpoint(
-        path, "fastcnn", {"width": 16}, result.best_state, FASHION_MNIST.classes, (1, 28, 28)
+        path,
+        model_name="fastcnn",
+        arch={"width": 16},
+        state_dict=result.best_state,
+        classes=FASHION_MNIST.classes,
+        in_shape=(1, 28, 28),
     )
     return path, test_x, test_y
 

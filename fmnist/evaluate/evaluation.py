@@ -18,9 +18,10 @@ from sklearn.metrics import confusion_matrix as sk_confusion
 from fmnist.core import layout, plots
 from fmnist.core.atomic import atomic_path, write_json
 from fmnist.data.prepared import load_split
+from fmnist.train.batches import to_device
 from fmnist.train.checkpoint import load_checkpoint
 from fmnist.train.device import autocast_dtype, select_device
-from fmnist.train.engine import predict_logits, to_device
+from fmnist.train.inference import predict_logits
 from fmnist.train.params import Params
 
 

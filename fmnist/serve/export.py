@@ -19,8 +19,8 @@ from fmnist.core import layout
 from fmnist.core.atomic import atomic_path, write_json
 from fmnist.core.errors import PipelineError
 from fmnist.data.prepared import load_split
+from fmnist.train.batches import PIXEL_SCALE
 from fmnist.train.checkpoint import load_checkpoint
-from fmnist.train.engine import PIXEL_SCALE
 
 ONNX = layout.MODELS / "model.onnx"
 TORCHSCRIPT = layout.MODELS / "model.ts"

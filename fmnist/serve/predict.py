@@ -25,9 +25,10 @@ from fmnist.core import layout
 from fmnist.core.atomic import atomic_path
 from fmnist.core.errors import PipelineError, run_stage
 from fmnist.serve.images import ImageError, image_files, to_model_input
+from fmnist.train.batches import to_device
 from fmnist.train.checkpoint import load_checkpoint
 from fmnist.train.device import select_device
-from fmnist.train.engine import predict_logits, to_device
+from fmnist.train.inference import predict_logits
 
 
 @dataclass(frozen=True)

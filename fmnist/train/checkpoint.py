@@ -15,13 +15,14 @@ from torch import nn
 from fmnist.core.atomic import atomic_path
 from fmnist.core.errors import PipelineError
 from fmnist.models import build_model
-from fmnist.train.engine import PIXEL_SCALE
+from fmnist.train.batches import PIXEL_SCALE
 
 FORMAT_VERSION = 1
 
 
 def save_checkpoint(
     path: str | Path,
+    *,
     model_name: str,
     arch: dict[str, Any],
     state_dict: dict[str, torch.Tensor],

@@ -22,7 +22,9 @@ from sklearn.svm import SVC
 
 from fmnist.data.prepared import Split, stratified_subset
 from fmnist.models.classic import ClassicModel, LogisticRegression, RandomForest, RbfSvm
-from fmnist.train.engine import PIXEL_SCALE, EpochRecord, FitResult, evaluate, to_device
+from fmnist.train.batches import PIXEL_SCALE, to_device
+from fmnist.train.inference import evaluate
+from fmnist.train.records import EpochRecord, FitResult
 
 
 def pixels(images: np.ndarray) -> np.ndarray:

@@ -21,6 +21,7 @@ SCHEDULES = ("none", "onecycle", "cosine")
 def make_optimizer(
     name: str,
     params: Iterable[torch.nn.Parameter],
+    *,
     lr: float,
     weight_decay: float = 0.0,
     momentum: float = 0.0,

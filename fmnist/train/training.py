@@ -5,10 +5,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import signal
 import sys
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
@@ -16,12 +15,14 @@ import torch
 from fmnist.core import layout, plots
 from fmnist.core.atomic import atomic_path, write_json, write_text
 from fmnist.core.errors import PipelineError
-from fmnist.data.datasets import DATASETS
+from fmnist.core.machine import machine_info
+from fmnist.data.datasets import DATASETS, DatasetSpec
 from fmnist.data.prepared import Split, load_split
 from fmnist.models import build_model
 from fmnist.models.classic import ClassicModel
 from fmnist.models.summary import keras_param_counts, summary
 from fmnist.train import distributed
+from fmnist.train.batches import to_device
 from fmnist.train.checkpoint import save_checkpoint
 from fmnist.train.classic import fit_classic
 from fmnist.train.device import (
@@ -33,14 +34,51 @@ from fmnist.train.device import (
     select_device,
     set_threads,
 )
-from fmnist.train.engine import EpochRecord, FitResult, fit, to_device
+from fmnist.train.engine import fit
 from fmnist.train.params import Params
+from fmnist.train.records import EpochRecord, FitResult
 
 RESUME = layout.MODELS / "resume.pt"
 
 
+@dataclass
+class _Run:
+    """Everything set up before the first epoch: where, on what, from which state."""
+
+    spec: DatasetSpec
+    world: distributed.World
+    threads: int
+    device: torch.device
+    train_split: Split
+    val_split: Split
+    model: torch.nn.Module  # the model as built (DDP wraps it as ``trained``)
+    trained: torch.nn.Module
+    generator: torch.Generator
+    precision: torch.dtype | None
+    fingerprint: str
+    resume: dict[str, Any] | None
+    summary: str
+
+    @property
+    def classic(self) -> bool:
+        return isinstance(self.model, ClassicModel)
+
+
 def run_training(params: Params) -> dict[str, Any]:
-    """Train ``params.model`` with its recipe; write the model, summary, logs and curves."""
+    """Train ``params.model`` with its recipe; write the model, summary, logs and curves.
+
+    Three steps a reader can take one at a time: set up (threads, device, seeds, data
+    on the device, the model, a resumable state), fit, write the outputs (rank 0 only).
+    """
+    run = _set_up(params)
+    result = _fit(run, params)
+    distributed.shutdown(run.world)
+    if not run.world.is_main:
+        return {}
+    return _write_outputs(run, params, result)
+
+
+def _set_up(params: Params) -> _Run:
     spec = DATASETS[params.data.dataset]
     world = distributed.launched_world()
     threads = set_threads(params.train.threads, share=world.size)
@@ -48,93 +86,120 @@ def run_training(params: Params) -> dict[str, Any]:
     device = distributed.init(world, select_device(params.train.device))
     seed_everything(params.train.seed + world.rank)  # dropout differs per process
     train_split, val_split = _splits(params)
-    held_out = params.recipe.held_out
-    train, val = (to_device(s.images, s.labels, device) for s in (train_split, val_split))
-
     model = build_model(params.model, params.recipe.arch, spec.shape, len(spec.classes))
-    classic = isinstance(model, ClassicModel)
-    if classic and world.distributed:
+    if isinstance(model, ClassicModel) and world.distributed:
         raise PipelineError(f"{params.model} is fitted in one process; set train.launcher: python")
-    model_summary = "" if classic else reference_summary(params, spec.shape, len(spec.classes))
-    if world.is_main and model_summary:
-        print(model_summary, file=sys.stderr)
-    model = model.to(device=device, memory_format=_memory_format(device))
-    trained = distributed.wrap(model, world, device)
-    # augmentation differs per process; the shuffle order (seed) is shared by all
-    generator = torch.Generator(device=device).manual_seed(params.train.seed + world.rank)
-    precision = autocast_dtype(params.train.precision, device)
-    fingerprint = run_fingerprint(params, device)
-    resume = load_resume(fingerprint) if params.train.resume else None
-
-    _log(
-        f"training {params.model} on {describe(device)} ({threads} threads"
-        f"{f', {world.size} processes' if world.distributed else ''}): "
-        f"{len(train):,} train / {len(val):,} val images"
-        f"{'' if held_out else ' (learnt from too: the last epoch is kept)'}, "
-        + (f"scikit-learn, {params.recipe.arch}" if classic else f"recipe {_recipe_line(params)}")
+    summary_text = (
+        ""
+        if isinstance(model, ClassicModel)
+        else reference_summary(params, spec.shape, len(spec.classes))
     )
-    with _LiveLogger(resume=resume is not None, active=world.is_main) as log_epoch:
-        if classic:
-            result = fit_classic(model, train_split, val_split, params.train.seed, threads)
-            log_epoch(result.history[0])
-            save_resume({"epoch": 1, "finished": True}, fingerprint)  # nothing to resume
-        else:
-            result = fit(
-                trained,
-                params.recipe,
-                train,
-                val,
-                generator,
-                eval_batch_size=params.train.eval_batch_size,
-                on_epoch=log_epoch,
-                num_classes=len(spec.classes),
-                resume=resume,
-                on_checkpoint=(lambda state: save_resume(state, fingerprint))
-                if world.is_main
-                else None,
-                seed=params.train.seed,
-                precision=precision,
+    if world.is_main and summary_text:
+        print(summary_text, file=sys.stderr)
+    model = model.to(device=device, memory_format=_memory_format(device))
+    fingerprint = run_fingerprint(params, device)
+    return _Run(
+        spec=spec,
+        world=world,
+        threads=threads,
+        device=device,
+        train_split=train_split,
+        val_split=val_split,
+        model=model,
+        trained=distributed.wrap(model, world, device),
+        # augmentation differs per process; the shuffle order (seed) is shared by all
+        generator=torch.Generator(device=device).manual_seed(params.train.seed + world.rank),
+        precision=autocast_dtype(params.train.precision, device),
+        fingerprint=fingerprint,
+        resume=load_resume(fingerprint) if params.train.resume else None,
+        summary=summary_text,
+    )
+
+
+def _fit(run: _Run, params: Params) -> FitResult:
+    """Fit the model (scikit-learn's fit for a classic one), logging every epoch."""
+    train, val = (
+        to_device(s.images, s.labels, run.device) for s in (run.train_split, run.val_split)
+    )
+    _log(
+        f"training {params.model} on {describe(run.device)} ({run.threads} threads"
+        f"{f', {run.world.size} processes' if run.world.distributed else ''}): "
+        f"{len(train):,} train / {len(val):,} val images"
+        f"{'' if params.recipe.held_out else ' (learnt from too: the last epoch is kept)'}, "
+        + (
+            f"scikit-learn, {params.recipe.arch}"
+            if run.classic
+            else f"recipe {_recipe_line(params)}"
+        )
+    )
+    replay = [EpochRecord(**r) for r in run.resume["history"]] if run.resume else []
+    with _LiveLogger(replay, active=run.world.is_main) as log_epoch:
+        if run.classic:
+            result = fit_classic(
+                run.model, run.train_split, run.val_split, params.train.seed, run.threads
             )
-    distributed.shutdown(world)
-    if not world.is_main:
-        return {}
+            log_epoch(result.history[0])
+            save_resume({"epoch": 1, "finished": True}, run.fingerprint)  # nothing to resume
+            return result
+        return fit(
+            run.trained,
+            params.recipe,
+            train,
+            val,
+            run.generator,
+            eval_batch_size=params.train.eval_batch_size,
+            on_epoch=log_epoch,
+            num_classes=len(run.spec.classes),
+            resume=run.resume,
+            on_checkpoint=(lambda state: save_resume(state, run.fingerprint))
+            if run.world.is_main
+            else None,
+            seed=params.train.seed,
+            precision=run.precision,
+        )
+
+
+def _write_outputs(run: _Run, params: Params, result: FitResult) -> dict[str, Any]:
+    """The checkpoint, summary, learning curves and train.json of a finished fit."""
+    held_out = params.recipe.held_out
     if result.best_epoch == 0:
         raise PipelineError(f"{result.stop_reason}; no checkpoint was kept")
     _log(
         f"{result.stop_reason}; "
         + (f"best val accuracy at epoch {result.best_epoch}" if held_out else "last epoch kept")
     )
-    if classic:  # its layer shapes exist only once fitted
-        model_summary = summary(model, spec.shape, params.model)
-        print(model_summary, file=sys.stderr)
-
-    extra = {"recipe": _recipe_dict(params), "best_epoch": result.best_epoch}
+    summary_text = run.summary
+    if run.classic:  # its layer shapes exist only once fitted
+        summary_text = summary(run.model, run.spec.shape, params.model)
+        print(summary_text, file=sys.stderr)
     save_checkpoint(
         layout.MODEL,
-        params.model,
-        params.recipe.arch,
-        result.best_state,
-        spec.classes,
-        spec.shape,
-        extra,
+        model_name=params.model,
+        arch=params.recipe.arch,
+        state_dict=result.best_state,
+        classes=run.spec.classes,
+        in_shape=run.spec.shape,
+        extra={"recipe": _recipe_dict(params), "best_epoch": result.best_epoch},
     )
-    write_text(layout.SUMMARY, model_summary)
+    write_text(layout.SUMMARY, summary_text)
     history = [asdict(r) for r in result.history]
     plots.learning_curves(
         history, layout.PLOTS / "learning_curves.png", result.best_epoch, held_out
     )
-    run = {
+    where = {
         "model": params.model,
-        "device": describe(device),
-        "precision": "bf16" if precision == torch.bfloat16 else "fp32",
-        "threads": threads,
-        "processes": world.size,
-        "resumed_from_epoch": resume["epoch"] if resume else 0,
-        "train_images": len(train),
+        "device": describe(run.device),
+        "precision": "bf16" if run.precision == torch.bfloat16 else "fp32",
+        "threads": run.threads,
+        "processes": run.world.size,
+        "resumed_from_epoch": run.resume["epoch"] if run.resume else 0,
+        "train_images": len(run.train_split),
         "val_held_out": held_out,  # false: val was trained on, its accuracy is no estimate
-        "peak_memory_mb": round(peak_memory_mb(device)),  # RSS; on CUDA, tensors allocated
+        "peak_memory_mb": round(peak_memory_mb(run.device)),  # RSS; on CUDA, tensors allocated
+        # another CPU kind computes other last digits: say which one this was
+        "machine": machine_info(),
     }
-    info = {"train": run | _outcome(params, result, history, model)}
+    info = {"train": where | _outcome(params, result, history, run.model)}
     write_json(layout.TRAIN_JSON, info)
     return info
 
@@ -240,15 +305,18 @@ def save_resume(state: dict[str, Any], fingerprint: str) -> None:
     """Write the training state after an epoch, atomically (a kill never leaves half)."""
     with atomic_path(RESUME) as tmp:
         torch.save({"fingerprint": fingerprint, "state": state}, tmp)
-    if os.environ.get("FMNIST_STOP_AFTER_EPOCH") == str(state["epoch"]):
-        os.kill(os.getpid(), signal.SIGKILL)  # testing aid: a crash right after a checkpoint
 
 
 class _LiveLogger:
-    """DVCLive for per-epoch metrics (dvc plots), plus one readable line per epoch."""
+    """DVCLive for per-epoch metrics (dvc plots), plus one readable line per epoch.
 
-    def __init__(self, resume: bool, active: bool = True) -> None:
-        self.resume = resume
+    A resumed run starts DVCLive afresh and replays the epochs its checkpoint holds, so
+    the TSVs always agree with the checkpoint: a kill between an epoch's log line and its
+    checkpoint would otherwise leave that epoch logged twice.
+    """
+
+    def __init__(self, replay: list[EpochRecord], active: bool = True) -> None:
+        self.replay = replay
         self.active = active  # DDP: only rank 0 logs
         self.live = None
 
@@ -259,21 +327,26 @@ class _LiveLogger:
             return lambda record: None
         layout.LIVE.mkdir(parents=True, exist_ok=True)
         self.live = Live(
-            str(layout.LIVE), dvcyaml=None, save_dvc_exp=False, report=None, resume=self.resume
+            str(layout.LIVE), dvcyaml=None, save_dvc_exp=False, report=None, resume=False
         )
+        for record in self.replay:
+            self._log_metrics(record)
+        return self._log_epoch
 
-        def log_epoch(r: EpochRecord) -> None:
-            splits = [("train", r.train_loss, r.train_accuracy)]
-            if r.val_accuracy is not None:  # not validated: no point, not a fake one
-                splits.append(("val", r.val_loss, r.val_accuracy))
-            for split, loss, acc in splits:
-                self.live.log_metric(f"{split}/loss", round(loss, 6), plot=True)
-                self.live.log_metric(f"{split}/accuracy", round(acc, 6), plot=True)
-            self.live.next_step()
-            figures = " | ".join(f"{s} loss {loss:.4f} acc {acc:.4f}" for s, loss, acc in splits)
-            _log(f"epoch {r.epoch}: {figures} | {r.seconds:.1f}s")
+    def _log_metrics(self, r: EpochRecord) -> list[tuple[str, float, float]]:
+        splits = [("train", r.train_loss, r.train_accuracy)]
+        if r.val_accuracy is not None:  # not validated: no point, not a fake one
+            splits.append(("val", r.val_loss, r.val_accuracy))
+        for split, loss, acc in splits:
+            self.live.log_metric(f"{split}/loss", round(loss, 6), plot=True)
+            self.live.log_metric(f"{split}/accuracy", round(acc, 6), plot=True)
+        self.live.next_step()
+        return splits
 
-        return log_epoch
+    def _log_epoch(self, r: EpochRecord) -> None:
+        splits = self._log_metrics(r)
+        figures = " | ".join(f"{s} loss {loss:.4f} acc {acc:.4f}" for s, loss, acc in splits)
+        _log(f"epoch {r.epoch}: {figures} | {r.seconds:.1f}s")
 
     def __exit__(self, *exc: object) -> None:
         if self.live is not None:
