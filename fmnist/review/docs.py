@@ -20,10 +20,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from fmnist.core.atomic import write_text
 from fmnist.core.errors import PipelineError, run_stage
 from fmnist.core.machine import describe_machine
-from fmnist.core.tables import markdown_table
+from fmnist.review.tables import markdown_table
 
 RESULTS = Path("results")
 PAGES = [Path("README.md"), *sorted(Path("docs").glob("*.md"))]
@@ -46,8 +48,9 @@ def load_result(path: Path) -> dict[str, Any]:
 
 def provenance_line(payload: dict[str, Any]) -> str:
     """Where and how the figures were measured, in one line under each table."""
+    verb = "Built" if payload.get("built") else "Measured"
     return (
-        f"*Measured on {describe_machine(payload['machine'])}, {payload['date']}, by "
+        f"*{verb} on {describe_machine(payload['machine'])}, {payload['date']}, by "
         f"`{payload['command']}`.*\n"
     )
 
@@ -69,24 +72,32 @@ def render_result(payload: dict[str, Any]) -> str:
     return "\n".join(p for p in parts if p.strip()).rstrip("\n") + "\n"
 
 
-def zoo_table(leaderboard: dict[str, Any]) -> str:
+def zoo_table(leaderboard: dict[str, Any], params_file: Path = Path("params.yaml")) -> str:
     """One row per model: its report, size, reported and measured accuracy, CPU time."""
     from fmnist.models import build_model, list_models
-    from fmnist.models.reference import REPORTED
     from fmnist.models.summary import keras_param_counts
+    from fmnist.review.reference import REPORTED
 
-    measured = {row["model"]: row for row in leaderboard["rows"]}
+    measured = {row["model"]: row for row in leaderboard.get("current_recipes", [])}
+    recipes = (yaml.safe_load(params_file.read_text()) or {}).get("models") or {}
+    order = {name: i for i, name in enumerate(REPORTED)}  # the reports' order, A to E
     rows = []
-    for name in list_models():
+    for name in sorted(list_models(), key=lambda n: (n in order, order.get(n, 0), n)):
         reported = REPORTED.get(name)
-        trainable, frozen = keras_param_counts(build_model(name, fast=False))
+        arch = (recipes.get(name) or {}).get("arch") or {}
+        trainable, frozen = keras_param_counts(build_model(name, arch, fast=False))
         m = measured.get(name, {})
+        claim = None
+        if reported:
+            claim = f"{reported.accuracy:.2f}" + (
+                "" if reported.comparable else f" ({reported.note})"
+            )
         rows.append(
             {
                 "name": f"`{name}`",
                 "report": reported.report if reported else "this project",
-                "params": trainable + frozen,
-                "reported": reported.accuracy if reported else None,
+                "params": (trainable + frozen) or "fitted",  # a classic model's size is its fit
+                "reported": claim,
                 "measured": m.get("accuracy"),
                 "time": m.get("train_time"),
                 "device": m.get("device"),
@@ -101,7 +112,13 @@ def zoo_table(leaderboard: dict[str, Any]) -> str:
         ("time", "train time"),
         ("device", "device"),
     ]
-    return markdown_table(columns, rows) + "\n" + provenance_line(leaderboard)
+    about = (
+        "Measured: test accuracy of the recipe in params.yaml, mean ± sd over the seeds run "
+        "(one figure: one run), from results/leaderboard.json; train time is the runs' "
+        "mean; device `cpu bf16` trained under bf16 autocast. Blank: not run with this "
+        "recipe yet.\n\n"
+    )
+    return about + markdown_table(columns, rows) + "\n" + provenance_line(leaderboard)
 
 
 def results_index(results: dict[str, dict[str, Any]]) -> str:
@@ -126,13 +143,15 @@ def results_index(results: dict[str, dict[str, Any]]) -> str:
     return markdown_table(columns, rows)
 
 
-def fill(text: str, results: dict[str, dict[str, Any]], source: Path) -> str:
+def fill(
+    text: str, results: dict[str, dict[str, Any]], source: Path, root: Path = Path(".")
+) -> str:
     """``text`` with every generated block rewritten from ``results``."""
 
     def block(match: re.Match[str]) -> str:
         name = match.group(2)
         if name == "zoo":
-            body = zoo_table(_need(results, "leaderboard", source))
+            body = zoo_table(_need(results, "leaderboard", source), root / "params.yaml")
         elif name == "results-index":
             body = results_index(results)
         else:
@@ -155,7 +174,7 @@ def rendered(root: Path = Path(".")) -> dict[Path, str]:
     for page in PAGES:
         path = root / page
         if path.is_file():
-            out[path] = fill(path.read_text(), results, page)
+            out[path] = fill(path.read_text(), results, page, root)
     return out
 
 

@@ -18,14 +18,16 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from fmnist.core.atomic import write_json, write_text
 from fmnist.core.errors import PipelineError, run_stage
 from fmnist.core.machine import provenance
 from fmnist.data.params import PrepareParams
-from fmnist.models.reference import REPORTED
 from fmnist.models.registry import arch_defaults
 from fmnist.review.docs import render_result
 from fmnist.review.leaderboard_charts import bar_chart, time_to_accuracy_chart
+from fmnist.review.reference import REPORTED
 from fmnist.review.sweep import dvc
 
 
@@ -281,11 +283,14 @@ class ModelSummary:
     reported: float | None
 
 
-def model_summaries(rows: list[Row]) -> list[ModelSummary]:
+def model_summaries(rows: list[Row], recipes: dict[str, str] | None = None) -> list[ModelSummary]:
     """One line per model, best first. Its recipe is the one with the highest mean test
-    accuracy over seeds (a recipe run once counts as one seed), on one device kind."""
+    accuracy over seeds (a recipe run once counts as one seed), on one device kind; with
+    ``recipes`` (model -> recipe description), that recipe only."""
     groups: dict[tuple[str, str, str], dict[Any, Row]] = {}
     for r in rows:
+        if recipes is not None and recipes.get(r.model) != r.recipe:
+            continue
         key = (r.model, r.recipe, r.device)
         groups.setdefault(key, {}).setdefault(r.seed if r.seed is not None else r.experiment, r)
     best_group: dict[str, tuple[float, tuple[str, str, str], list[Row]]] = {}
@@ -321,10 +326,10 @@ MODEL_COLUMNS = [
     ("recipe", "best recipe"),
     ("seeds", "seeds"),
     ("accuracy", "test % (mean ± sd)"),
-    ("best", "best run %"),
+    ("best", "best run %", "{:.2f}"),
     ("train_time", "train time"),
     ("device", "device"),
-    ("reported", "reported %"),
+    ("reported", "reported %", "{:.2f}"),
 ]
 SEED_COLUMNS = [
     ("model", "model"),
@@ -361,8 +366,19 @@ ABOUT = (
 )
 
 
-def leaderboard_payload(rows: list[Row]) -> dict[str, Any]:
-    """The leaderboard as a results JSON: per model first, then seeds, then every run."""
+def current_recipes(params_file: Path = Path("params.yaml")) -> dict[str, str]:
+    """Each model's recipe in params.yaml, described as the rows describe theirs."""
+    raw = yaml.safe_load(params_file.read_text()) if params_file.is_file() else {}
+    return {
+        model: _describe(model, recipe or {}, raw.get("prepare") or {})
+        for model, recipe in (raw.get("models") or {}).items()
+    }
+
+
+def leaderboard_payload(rows: list[Row], recipes: dict[str, str] | None = None) -> dict[str, Any]:
+    """The leaderboard as a results JSON: per model first, then seeds, then every run;
+    ``recipes`` (params.yaml's) also gives each model's figures for its own recipe, which
+    the model zoo table of the docs shows."""
     summaries = seed_summaries(rows)
     experiments = [asdict(r) | {"difference": r.difference} for r in rows]
     log = [
@@ -399,6 +415,8 @@ def leaderboard_payload(rows: list[Row]) -> dict[str, Any]:
             {"title": "Every experiment", "columns": EXPERIMENT_COLUMNS, "rows": log},
         ],
         "experiments": experiments,
+        "current_recipes": [asdict(s) for s in model_summaries(rows, recipes or {})],
+        "built": True,  # rows come from many runs; each row's device says where it trained
         "seeds": [asdict(s) for s in summaries],
     }
 
@@ -406,7 +424,7 @@ def leaderboard_payload(rows: list[Row]) -> dict[str, Any]:
 def write_leaderboard(rows: list[Row], out: Path) -> None:
     """leaderboard.json (with the command, date and machine) and leaderboard.md rendered
     from it, the time-to-accuracy chart and the bar chart, under ``out``."""
-    payload = leaderboard_payload(rows) | provenance()
+    payload = leaderboard_payload(rows, current_recipes()) | provenance()
     write_json(out / "leaderboard.json", payload)
     write_text(out / "leaderboard.md", render_result(payload))
     if rows:

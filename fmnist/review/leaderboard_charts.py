@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from fmnist.core.plots import _save
-from fmnist.models.reference import REPORTED
+from fmnist.review.reference import REPORTED
 
 if TYPE_CHECKING:  # the rows' type only: the leaderboard imports this module
     from fmnist.review.leaderboard import Row

@@ -21,7 +21,7 @@ import time
 
 from fmnist.core.errors import PipelineError, run_stage
 from fmnist.models import list_models
-from fmnist.models.reference import REPORTED, ZOO
+from fmnist.review.reference import REPORTED, ZOO
 
 
 def dvc(*args: str) -> str:

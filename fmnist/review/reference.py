@@ -1,4 +1,4 @@
-"""What the original reports claimed for each zoo model (../shared/reference/seed-models.md).
+"""What the original reports claimed for each zoo model (docs/models.md tells the reports).
 
 The leaderboard sets every measured accuracy beside these figures.
 """

@@ -15,13 +15,13 @@ Column = Sequence[str]
 
 def number(value: Any) -> str:
     """A cell: None as blank, floats to at most 2 decimals with trailing zeros dropped,
-    ints with thousands separators from 10,000 up, lists joined with commas."""
+    ints with thousands separators, lists joined with commas."""
     if value is None:
         return ""
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, int):
-        return f"{value:,}" if abs(value) >= 10_000 else str(value)
+        return f"{value:,}"
     if isinstance(value, float):
         if math.isnan(value):
             return ""
@@ -40,8 +40,10 @@ def cell(value: Any, template: str = "") -> str:
 
 
 def markdown_table(columns: Sequence[Column], rows: Sequence[dict[str, Any]]) -> str:
-    """A markdown table; columns whose first row holds a number are right-aligned."""
+    """A markdown table; columns whose first row holds a number are right-aligned, and a
+    column that no row fills is left out."""
     columns = [(c[0], c[1], c[2] if len(c) > 2 else "") for c in columns]
+    columns = [c for c in columns if not rows or any(r.get(c[0]) is not None for r in rows)]
     first = rows[0] if rows else {}
     rule = [
         "---:"
