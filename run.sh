@@ -30,10 +30,11 @@ install_system_packages() {
 }
 
 install_python_packages() {
-    # Reinstall only when requirements.lock changed since the last install.
+    # Reinstall only when requirements.lock or pyproject.toml (its console scripts, its
+    # packages) changed since the last install.
     local stamp=.venv/.lock.sha256 sum
     [ -x .venv/bin/python ] || python3 -m venv .venv
-    sum=$(sha256sum requirements.lock | cut -d' ' -f1)
+    sum=$(cat requirements.lock pyproject.toml | sha256sum | cut -d' ' -f1)
     if [ "$(cat "$stamp" 2>/dev/null)" != "$sum" ]; then
         echo "installing the pinned Python packages (requirements.lock)"
         .venv/bin/python -m pip install -q --upgrade pip

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -234,3 +236,21 @@ def test_keras_models_train_with_the_recipes_in_params_yaml() -> None:
         recipe = load_params_for(name).recipe
         got = (optimizer, lr, batch, epochs)
         assert got == (recipe.optimizer, recipe.lr, recipe.batch_size, recipe.epochs), name
+
+
+def test_a_benchmark_records_its_command_date_and_machine(tmp_path: Path) -> None:
+    out = tmp_path / "epoch_seconds"
+    run = subprocess.run(
+        [sys.executable, "-m", "bench.epoch_seconds", "cnn1", "--steps", "2", "--out", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr
+    payload = json.loads(out.with_suffix(".json").read_text())
+    assert payload["command"].startswith("python -m bench.epoch_seconds cnn1 --steps 2")
+    assert payload["machine"]["cores"] >= 1 and payload["machine"]["torch"] == torch.__version__
+    assert [row["model"] for row in payload["rows"]] == ["cnn1"]
+    table = out.with_suffix(".md").read_text()
+    assert "| cnn1 | 128 |" in table and "by `python -m bench.epoch_seconds cnn1" in table
