@@ -5,15 +5,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from fmnist.review.leaderboard import (
-    merge,
-    model_summaries,
-    published_rows,
-    rows_from_exp_show,
-    seed_summaries,
-    write_leaderboard,
-)
+from fmnist.review.leaderboard import model_summaries, seed_summaries, write_leaderboard
 from fmnist.review.leaderboard_charts import family
+from fmnist.review.runs import merge, published_rows, rows_from_exp_show
 from fmnist.review.sweep import ACTIVE, queue, share_cores
 
 

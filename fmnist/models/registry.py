@@ -40,6 +40,12 @@ def list_models() -> list[str]:
     return sorted(_REGISTRY)
 
 
+def builder_summary(name: str) -> str:
+    """The first paragraph of ``name``'s builder docstring, on one line: its layers."""
+    doc = inspect.getdoc(_builder(name)) or ""
+    return " ".join(doc.split("\n\n")[0].split())
+
+
 def arch_defaults(name: str) -> dict[str, Any]:
     """The architecture options of ``name`` with their default values."""
     signature = inspect.signature(_builder(name))

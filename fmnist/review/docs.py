@@ -29,7 +29,9 @@ from fmnist.review.tables import markdown_table
 
 RESULTS = Path("results")
 PAGES = [Path("README.md"), *sorted(Path("docs").glob("*.md"))]
-BLOCK = re.compile(r"(<!-- (results:[\w-]+|zoo|results-index) -->\n)(.*?)(<!-- /\2 -->)", re.S)
+BLOCK = re.compile(
+    r"(<!-- (results:[\w-]+|zoo|layers|results-index) -->\n)(.*?)(<!-- /\2 -->)", re.S
+)
 
 
 def load_result(path: Path) -> dict[str, Any]:
@@ -121,6 +123,25 @@ def zoo_table(leaderboard: dict[str, Any], params_file: Path = Path("params.yaml
     return about + markdown_table(columns, rows) + "\n" + provenance_line(leaderboard)
 
 
+def layers_table(params_file: Path = Path("params.yaml")) -> str:
+    """Each model's layers (its builder's docstring, first paragraph) and its recipe in
+    params.yaml, as the leaderboard describes recipes."""
+    from fmnist.models.registry import builder_summary
+    from fmnist.review.runs import describe_recipe
+
+    raw = yaml.safe_load(params_file.read_text()) or {}
+    recipes = raw.get("models") or {}
+    rows = [
+        {
+            "name": f"`{name}`",
+            "layers": builder_summary(name),
+            "recipe": describe_recipe(name, recipes.get(name) or {}, raw.get("prepare") or {}),
+        }
+        for name in recipes
+    ]
+    return markdown_table([("name", "model"), ("layers", "layers"), ("recipe", "recipe")], rows)
+
+
 def results_index(results: dict[str, dict[str, Any]]) -> str:
     """Every results file: what it holds, the command that makes it, where it was made."""
     rows = [
@@ -152,6 +173,8 @@ def fill(
         name = match.group(2)
         if name == "zoo":
             body = zoo_table(_need(results, "leaderboard", source), root / "params.yaml")
+        elif name == "layers":
+            body = layers_table(root / "params.yaml")
         elif name == "results-index":
             body = results_index(results)
         else:

@@ -9,7 +9,7 @@ from fmnist.core.plots import _save
 from fmnist.review.reference import REPORTED
 
 if TYPE_CHECKING:  # the rows' type only: the leaderboard imports this module
-    from fmnist.review.leaderboard import Row
+    from fmnist.review.runs import Row
 
 
 def bar_chart(rows: list[Row], path: Path) -> None:
