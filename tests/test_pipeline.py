@@ -130,6 +130,17 @@ def test_evaluation_param_reruns_only_evaluate(repo: Path) -> None:
     assert "Running stage 'train'" not in out and "Running stage 'prepare'" not in out
 
 
+def test_another_models_recipe_reruns_only_the_check(repo: Path) -> None:
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    lr = params["models"]["cnn1"]["lr"]
+    for value in (lr * 2, lr):  # and back, for the tests after this one
+        params["models"]["cnn1"]["lr"] = value
+        (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+        out = dvc(repo, "repro")
+        assert "Running stage 'check'" in out
+        assert "Running stage 'download'" not in out and "Running stage 'train'" not in out
+
+
 def test_same_params_give_identical_metrics(repo: Path) -> None:
     before = (repo / "metrics/metrics.json").read_bytes()
     dvc(repo, "repro", "--force")

@@ -195,5 +195,5 @@ def test_a_checkpoint_read_from_memory_is_the_file_and_garbage_is_named(trained)
     assert meta["model"] == "fastcnn"
     for a, b in zip(from_file.state_dict().values(), from_bytes.state_dict().values(), strict=True):
         assert torch.equal(a, b)
-    with pytest.raises(PipelineError, match=r"^exp-1's model: not a valid checkpoint"):
+    with pytest.raises(PipelineError, match=r"^exp-1's model: not a checkpoint that loads safely"):
         read_checkpoint(io.BytesIO(b"not a zip"), "exp-1's model")

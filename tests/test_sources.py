@@ -82,7 +82,7 @@ def test_download_from_url(tmp_path: Path, tiny_data: dict, tiny_spec) -> None:
 def test_unreachable_url_is_a_clear_error(tmp_path: Path, tiny_spec) -> None:
     missing = (tmp_path / "nowhere").as_uri()
     with pytest.raises(PipelineError, match=r"cannot download .*dataset-fashion-mnist"):
-        fetch(tiny_spec, tmp_path / "raw", "auto", folder=str(tmp_path / "none"), url=missing)
+        fetch(tiny_spec, tmp_path / "raw", "auto", url=missing)  # no local copy: the URL
     assert not (tmp_path / "raw").exists()
 
 

@@ -6,6 +6,7 @@ goes through these helpers.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -15,21 +16,53 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from fmnist.core.errors import io_error
+
 
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path next to ``path``; on success rename it over ``path``."""
+    """Yield a temporary path next to ``path``; on success rename it over ``path``.
+
+    Temporary files a killed earlier run left for ``path`` are removed first. A write
+    that fails for want of space or permission becomes a one-line PipelineError naming
+    ``path``; torch.save reports a full disk as a RuntimeError, so that is checked too.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _remove_stale(path)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise (io_error(exc, path) or exc) from None
     os.close(fd)
     tmp_path = Path(tmp)
     tmp_path.chmod(0o666 & ~_umask())  # mkstemp makes 0600; outputs are ordinary files
     try:
         yield tmp_path
         os.replace(tmp_path, path)
+    except OSError as exc:
+        raise (io_error(exc, path) or exc) from None
+    except RuntimeError as exc:
+        if not _disk_full(path.parent):
+            raise
+        raise io_error(OSError(errno.ENOSPC, "no space"), path) from exc
     finally:
         tmp_path.unlink(missing_ok=True)
+
+
+def _remove_stale(path: Path) -> None:
+    """Delete temporary siblings of ``path`` (``.name.*.tmp``) that a kill left behind."""
+    for stale in path.parent.glob(f".{path.name}.*.tmp"):
+        if stale.is_file():
+            stale.unlink(missing_ok=True)
+
+
+def _disk_full(folder: Path) -> bool:
+    """Whether the file system holding ``folder`` has (almost) no space left."""
+    try:
+        return shutil.disk_usage(folder).free < (1 << 20)
+    except OSError:
+        return False
 
 
 @contextmanager

@@ -23,3 +23,6 @@ PREDICTIONS_CSV = METRICS / "predictions.csv"
 def split_path(split: str) -> Path:
     """The prepared file of ``split`` (train, val or test)."""
     return PREPARED / f"{split}.npz"
+
+
+RESOLVED = METRICS / "params"  # what each stage reads, resolved by stage check

@@ -44,6 +44,8 @@ class DatasetSpec:
     csv: dict[str, tuple[str, str]] = field(default_factory=dict)
     archive: CifarArchive | None = None
     debian_folder: str = ""  # a local copy a Debian package installs, if any
+    # images per published split: bounds what a file may claim before it is decompressed
+    sizes: dict[str, int] = field(default_factory=lambda: {"train": 60_000, "test": 10_000})
 
     def idx_names(self) -> list[str]:
         """The IDX file names, in the order train images, train labels, test images, ..."""
@@ -136,6 +138,7 @@ KMNIST = DatasetSpec(
 
 CIFAR10 = DatasetSpec(
     name="cifar10",
+    sizes={"train": 50_000, "test": 10_000},
     url="https://www.cs.toronto.edu/~kriz/",
     archive=CifarArchive(
         name="cifar-10-python.tar.gz",

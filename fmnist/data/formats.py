@@ -39,11 +39,13 @@ def open_maybe_gzip(path: Path) -> io.BufferedIOBase:
     return open(path, "rb")
 
 
-def read_idx_bytes(path: str | Path) -> bytes:
+def read_idx_bytes(path: str | Path, max_items: int | None = None) -> bytearray:
     """Return the decompressed IDX bytes of ``path``, checking the header's size claim.
 
-    Reads only as many bytes as the header promises (plus one, to detect trailing data),
-    so a decompression bomb or forged dimension cannot exhaust memory.
+    ``max_items`` (from the dataset spec: 60,000 training images, say) bounds the first
+    dimension, so a small gzip whose header claims millions of images is refused before
+    anything is decompressed. The payload is read into one buffer of exactly the promised
+    size (plus one byte, to detect trailing data): one copy, never more than promised.
     """
     path = Path(path)
     try:
@@ -55,18 +57,38 @@ def read_idx_bytes(path: str | Path) -> bytes:
             if len(dims_raw) < 4 * ndim:
                 raise FormatError(f"{path}: truncated IDX header; re-download the file")
             dims = struct.unpack(f">{ndim}I", dims_raw)
+            if max_items is not None and dims[0] > max_items:
+                raise FormatError(
+                    f"{path}: header claims {dims[0]:,} items, more than the {max_items:,} "
+                    "this dataset's file holds; re-download the file"
+                )
             size = _payload_size(head[2], dims, path)
-            payload = f.read(size + 1)
+            start = len(head) + len(dims_raw)
+            buffer = bytearray(start + size + 1)
+            buffer[:start] = head + dims_raw
+            got = _read_into(f, memoryview(buffer)[start:])
     except (OSError, EOFError, zlib.error) as exc:
         raise FormatError(f"{path}: cannot read ({exc}); re-download the file") from None
-    if len(payload) < size:
+    if got < size:
         raise FormatError(
-            f"{path}: truncated: header promises {size} data bytes, file has {len(payload)}; "
+            f"{path}: truncated: header promises {size} data bytes, file has {got}; "
             "re-download the file"
         )
-    if len(payload) > size:
+    if got > size:
         raise FormatError(f"{path}: trailing bytes after the IDX data; re-download the file")
-    return head + dims_raw + payload
+    del buffer[-1:]  # the probe byte: shrinking a bytearray at its end copies nothing
+    return buffer
+
+
+def _read_into(f: io.BufferedIOBase, view: memoryview) -> int:
+    """Fill ``view`` from ``f`` as far as the data goes; the number of bytes read."""
+    got = 0
+    while got < len(view):
+        n = f.readinto(view[got:])
+        if not n:
+            break
+        got += n
+    return got
 
 
 def _check_magic(head: bytes, path: Path) -> None:
@@ -91,7 +113,7 @@ def _payload_size(code: int, dims: tuple[int, ...], path: Path) -> int:
     return span if all(dims) else 0
 
 
-def parse_idx(data: bytes, name: str = "<bytes>") -> np.ndarray:
+def parse_idx(data: bytes | bytearray, name: str = "<bytes>") -> np.ndarray:
     """Parse complete IDX bytes (as returned by :func:`read_idx_bytes`) into an array."""
     path = Path(name)
     _check_magic(data[:4], path)
@@ -100,19 +122,19 @@ def parse_idx(data: bytes, name: str = "<bytes>") -> np.ndarray:
         raise FormatError(f"{name}: truncated IDX header; re-download the file")
     dims = struct.unpack(f">{ndim}I", data[4 : 4 + 4 * ndim])
     size = _payload_size(data[2], dims, path)
-    payload = data[4 + 4 * ndim :]
+    payload = memoryview(data)[4 + 4 * ndim :]  # a view: slicing bytes would copy them
     if len(payload) != size:
         raise FormatError(
             f"{name}: header promises {size} data bytes, file has {len(payload)}; "
             "re-download the file"
         )
     array = np.frombuffer(payload, dtype=IDX_DTYPES[data[2]]).reshape(dims)
-    return array.astype(array.dtype.newbyteorder("="))
+    return array.astype(array.dtype.newbyteorder("="), copy=False)  # uint8: no second copy
 
 
-def read_idx(path: str | Path) -> np.ndarray:
+def read_idx(path: str | Path, max_items: int | None = None) -> np.ndarray:
     """Read an IDX file (optionally gzipped) into a native-endian numpy array."""
-    return parse_idx(read_idx_bytes(path), str(path))
+    return parse_idx(read_idx_bytes(path, max_items), str(path))
 
 
 def encode_idx(array: np.ndarray) -> bytes:
@@ -149,15 +171,18 @@ def read_csv(path: str | Path, side: int = 28) -> tuple[np.ndarray, np.ndarray]:
     path = Path(path)
     fields = 1 + side * side
     try:
-        with open(path, encoding="ascii", errors="strict") as f:
+        # utf-8-sig: a spreadsheet's export starts with a byte-order mark; skip it
+        with open(path, encoding="utf-8-sig", errors="strict") as f:
             header = f.readline().strip()
+            if not header:
+                raise FormatError(f"{path}: the file is empty; re-download or re-export it")
             if header.split(",")[0].strip().strip('"') != "label":
                 raise FormatError(
                     f"{path}:1: expected the header 'label,pixel1,...'; is this a Kaggle CSV?"
                 )
             rows = [_csv_row(line, lineno, fields, path) for lineno, line in enumerate(f, 2)]
     except UnicodeDecodeError:
-        raise FormatError(f"{path}: not a text CSV file (non-ASCII bytes)") from None
+        raise FormatError(f"{path}: not a text CSV file (bytes that are not UTF-8)") from None
     rows = [r for r in rows if r is not None]
     if not rows:
         raise FormatError(f"{path}: no data rows after the header")

@@ -38,6 +38,19 @@ def parse_data(raw: dict[str, Any], problems: list[str]) -> tuple[DataParams, Pr
         problems.append(f"data.dataset is {data.dataset!r}; valid: {', '.join(DATASETS)}")
     if data.source not in SOURCES:
         problems.append(f"data.source is {data.source!r}; valid: {', '.join(SOURCES)}")
+    if data.folder and not Path(data.folder).is_dir():
+        problems.append(
+            f"data.folder is {data.folder!r}, which is not a folder; fix the path, or set "
+            'data.folder: "" to use the default source'
+        )
+    if data.dataset in DATASETS and prepare.val_size >= 1:
+        published = DATASETS[data.dataset].sizes["train"]
+        available = min(prepare.train_limit, published) if prepare.train_limit else published
+        if prepare.val_size >= available:
+            problems.append(
+                f"prepare.val_size is {prepare.val_size} but only {available:,} training "
+                "images are available; lower prepare.val_size or raise prepare.train_limit"
+            )
     problems += failed_checks(
         [
             (prepare.val_size >= 1, "prepare.val_size", prepare.val_size, "at least 1"),

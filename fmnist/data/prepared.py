@@ -59,8 +59,9 @@ def read_raw(spec: DatasetSpec, raw: Path) -> tuple[dict[str, Split], str]:
     for split in ("train", "test"):
         if form == "idx":
             images_file, labels_file = spec.idx[split]
-            images = formats.read_idx(_existing(raw, images_file.name))
-            labels = formats.read_idx(_existing(raw, labels_file.name))
+            most = spec.sizes[split]
+            images = formats.read_idx(_existing(raw, images_file.name), max_items=most)
+            labels = formats.read_idx(_existing(raw, labels_file.name), max_items=most)
         else:
             images, labels = formats.read_csv(raw / spec.csv[split][0], side=spec.shape[1])
         splits[split] = _checked(spec, split, images, labels)

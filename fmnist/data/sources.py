@@ -20,7 +20,7 @@ from pathlib import Path
 from fmnist.core.atomic import atomic_dir
 from fmnist.core.errors import ChecksumError, PipelineError
 from fmnist.data import cifar, formats
-from fmnist.data.datasets import DatasetSpec, IdxFile
+from fmnist.data.datasets import DatasetSpec
 
 SOURCES = ("auto", "folder", "url")
 FORMS = ("idx", "csv", "cifar-archive", "cifar-batches")
@@ -69,9 +69,12 @@ def verify_idx(spec: DatasetSpec, path: Path) -> str:
     The SHA-256 of the decompressed content is checked where the spec knows it (any
     mirror, recompressed or not); otherwise the MD5 of the publisher's ``.gz`` bytes.
     """
-    files = {f.name.removesuffix(".gz"): f for pair in spec.idx.values() for f in pair}
-    expected: IdxFile = files[path.name.removesuffix(".gz")]
-    content = formats.read_idx_bytes(path)  # also checks the header against the size
+    files = {
+        f.name.removesuffix(".gz"): (f, split) for split, pair in spec.idx.items() for f in pair
+    }
+    expected, split = files[path.name.removesuffix(".gz")]
+    # the header is checked against the file's size and the split's known image count
+    content = formats.read_idx_bytes(path, max_items=spec.sizes[split])
     if expected.sha256:
         actual = formats.sha256_bytes(content)
         if actual == expected.sha256:
@@ -136,6 +139,8 @@ def fetch(
     local = Path(folder or spec.debian_folder) if (folder or spec.debian_folder) else None
     if source not in SOURCES:
         raise PipelineError(f"data.source is {source!r}; use one of {', '.join(SOURCES)}")
+    if source == "auto" and folder:
+        source = "folder"  # a folder the user named is used, or refused: never skipped
     if source == "auto":
         found = local is not None and local.is_dir() and find_in_folder(spec, local)
         source = "folder" if found else "url"
@@ -148,6 +153,11 @@ def fetch(
 
 
 def _copy_from_folder(spec: DatasetSpec, folder: Path, tmp: Path) -> Fetched:
+    if not folder.is_dir():
+        raise PipelineError(
+            f"data.folder is {str(folder)!r}, which is not a folder; fix the path, or set "
+            'data.folder: "" to use the default source'
+        )
     found = find_in_folder(spec, folder)
     if found is None:
         raise PipelineError(

@@ -9,6 +9,7 @@ that is already 28x28 on a dark background is used as it is.
 
 from __future__ import annotations
 
+import sys
 import warnings
 from pathlib import Path
 
@@ -48,15 +49,37 @@ def load_image(path: str | Path, mode: str = "L") -> Image.Image:
                         f"resize it below {MAX_PIXELS:,} pixels"
                     )
                 img = ImageOps.exif_transpose(img)
+                _warn_if_mostly_missing(img, path)
                 return _flatten(img, mode)
     except UnidentifiedImageError:
         raise ImageError(f"{path}: not an image Pillow can read") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        # Pillow refuses these before our own check sees the size: say our limit, not its
         raise ImageError(
-            f"{path}: image too large (over {Image.MAX_IMAGE_PIXELS:,} pixels); resize it first"
+            f"{path}: image too large (over {MAX_PIXELS:,} pixels); "
+            f"resize it below {MAX_PIXELS:,} pixels"
         ) from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageError(f"{path}: truncated or corrupt image ({exc})") from None
+
+
+def _warn_if_mostly_missing(img: Image.Image, path: Path) -> None:
+    """Say so when most of a large image's rows, from the bottom up, are exactly zero.
+
+    Pillow decodes a PNG whose compressed data stops early without complaint, filling the
+    rest with zeros; the prediction is then of a sliver. It is still predicted (a real
+    picture can end in black), but the user hears that the file may be truncated."""
+    if img.height < 64:
+        return
+    rows = np.asarray(img).reshape(img.height, -1)
+    filled = np.flatnonzero(rows.any(axis=1))
+    last = filled[-1] + 1 if filled.size else 0
+    if img.height - last > img.height // 2:
+        print(
+            f"warning: {path}: its last {img.height - last:,} of {img.height:,} rows are "
+            "empty (all zero): the file may be truncated; predicting it as it is",
+            file=sys.stderr,
+        )
 
 
 def _flatten(img: Image.Image, mode: str = "L") -> Image.Image:

@@ -1,0 +1,332 @@
+"""Fail safe: a refused run keeps the last good results, every failure is one line, and
+no input file can make a reader exhaust memory."""
+
+from __future__ import annotations
+
+import errno
+import gzip
+import hashlib
+import pickle
+import re
+import struct
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from conftest import ROOT, python_stdout, synthetic_split
+
+from fmnist.core import atomic
+from fmnist.core.atomic import atomic_path, write_json
+from fmnist.core.errors import FormatError, PipelineError, run_stage
+from fmnist.data import formats
+from fmnist.data.datasets import FASHION_MNIST
+from fmnist.data.sources import fetch
+from fmnist.models import build_model
+from fmnist.serve.images import ImageError, load_image
+from fmnist.train.checkpoint import load_checkpoint, save_checkpoint
+
+BIN = Path(sys.executable).parent
+
+
+def test_a_forged_idx_header_is_refused_before_decompressing(tmp_path: Path) -> None:
+    # 8.7 MB of gzip whose header claims 2,551,020 images: under the flat 2 GiB cap, so
+    # only the dataset's own count (60,000) stops it before gigabytes are inflated
+    path = tmp_path / "train-images-idx3-ubyte.gz"
+    with gzip.open(path, "wb", compresslevel=1) as f:
+        f.write(bytes([0, 0, 8, 3]) + struct.pack(">3I", 2_551_020, 28, 28))
+        f.write(np.random.default_rng(0).bytes(8_700_000))
+    assert 8_000_000 < path.stat().st_size < 9_500_000
+    code = (  # VmHWM: this process's peak RSS (getrusage would count pytest's, forked)
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from fmnist.core.errors import FormatError\n"
+        "from fmnist.data.datasets import FASHION_MNIST\n"
+        "from fmnist.data.sources import verify_idx\n"
+        "try:\n"
+        "    verify_idx(FASHION_MNIST, Path(sys.argv[1]))\n"
+        "except FormatError as exc:\n"
+        "    print(exc)\n"
+        "status = Path('/proc/self/status').read_text().split('VmHWM:')[1]\n"
+        "print(int(status.split()[0]) // 1024)\n"
+    )
+    message, peak_mb = python_stdout(code, str(path)).strip().splitlines()
+    assert "claims 2,551,020 items, more than the 60,000" in message
+    assert int(peak_mb) < 500
+
+
+def test_idx_payload_is_read_into_one_buffer(tmp_path: Path) -> None:
+    images, _ = synthetic_split(50, 0)
+    path = tmp_path / "x.idx"
+    path.write_bytes(formats.encode_idx(images))
+    content = formats.read_idx_bytes(path, max_items=50)
+    array = formats.parse_idx(content)
+    assert np.array_equal(array, images)
+    assert np.shares_memory(array, np.frombuffer(content, np.uint8))  # no second copy
+    with pytest.raises(FormatError, match="claims 50 items, more than the 49"):
+        formats.read_idx_bytes(path, max_items=49)
+
+
+def test_a_named_folder_must_exist(tmp_path: Path) -> None:
+    with pytest.raises(PipelineError, match="not a folder; fix the path"):
+        fetch(FASHION_MNIST, tmp_path / "raw", "auto", folder=str(tmp_path / "missing"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(PipelineError, match="no complete copy of fashion-mnist"):
+        fetch(FASHION_MNIST, tmp_path / "raw", "auto", folder=str(tmp_path / "empty"))
+    assert not (tmp_path / "raw").exists()  # nothing half-written
+
+
+def test_a_csv_with_a_byte_order_mark_is_read(tmp_path: Path) -> None:
+    images, labels = synthetic_split(20, 3)
+    plain = tmp_path / "plain.csv"
+    formats.write_csv(plain, images, labels)
+    bom = tmp_path / "bom.csv"
+    bom.write_bytes(b"\xef\xbb\xbf" + plain.read_bytes())
+    got_images, got_labels = formats.read_csv(bom)
+    assert np.array_equal(got_images, images) and np.array_equal(got_labels, labels)
+
+
+def test_an_empty_csv_says_it_is_empty(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    with pytest.raises(FormatError, match="the file is empty"):
+        formats.read_csv(empty)
+
+
+@pytest.mark.parametrize(
+    ("error", "said"),
+    [
+        (errno.ENOSPC, "the disk is full; free some space"),
+        (errno.EACCES, "permission denied; make it writable"),
+        (errno.EROFS, "the file system is read-only"),
+    ],
+)
+def test_write_failures_are_one_line_naming_the_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, error: int, said: str
+) -> None:
+    def refuse(*args: object) -> None:
+        raise OSError(error, "refused")
+
+    monkeypatch.setattr(atomic.os, "replace", refuse)
+    target = tmp_path / "metrics" / "train.json"
+    with pytest.raises(PipelineError, match=re.escape(f"cannot write {target}: {said}")):
+        write_json(target, {"a": 1})
+    assert list(target.parent.iterdir()) == []  # the temporary file is gone too
+
+
+def test_torch_save_on_a_full_disk_says_the_disk_is_full(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    class Usage:
+        free = 0
+
+    monkeypatch.setattr(atomic.shutil, "disk_usage", lambda path: Usage)
+    full = pytest.raises(PipelineError, match=r"model\.pt: the disk is full")
+    with full, atomic_path(tmp_path / "model.pt"):
+        raise RuntimeError("[enforce fail at inline_container.cc] unexpected pos 623488")
+
+
+def test_a_stage_turns_an_io_failure_into_one_line(capsys: pytest.CaptureFixture) -> None:
+    def main() -> None:
+        raise OSError(errno.ENOSPC, "No space left on device", "models/model.pt")
+
+    with pytest.raises(SystemExit) as stop:
+        run_stage(main)
+    assert stop.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert (
+        err
+        == "error: cannot write models/model.pt: the disk is full; free some space and run again"
+    )
+
+
+def test_a_stage_still_shows_a_bug_as_a_traceback() -> None:
+    def main() -> None:
+        raise OSError(errno.EBADF, "bad file descriptor")  # not the user's to fix
+
+    with pytest.raises(OSError):
+        run_stage(main)
+
+
+def test_a_killed_writes_temporary_file_is_removed(tmp_path: Path) -> None:
+    stale = tmp_path / ".resume.pt.abc123.tmp"
+    stale.write_bytes(b"half a checkpoint")
+    with atomic_path(tmp_path / "resume.pt") as tmp:
+        tmp.write_bytes(b"state")
+    assert not stale.exists() and (tmp_path / "resume.pt").read_bytes() == b"state"
+
+
+class _Payload:
+    def __reduce__(self):  # would run code if unpickled
+        return (print, ("owned",))
+
+
+def _saved(tmp_path: Path, **changes: object) -> Path:
+    model = build_model("fastcnn", {"width": 8})
+    path = tmp_path / "model.pt"
+    save_checkpoint(
+        path,
+        model_name="fastcnn",
+        arch={"width": 8},
+        state_dict=model.state_dict(),
+        classes=FASHION_MNIST.classes,
+        in_shape=(1, 28, 28),
+    )
+    if changes:
+        payload = torch.load(path, weights_only=True)
+        for key, value in changes.items():
+            if value is None:
+                del payload[key]
+            else:
+                payload[key] = value
+        torch.save(payload, path)
+    return path
+
+
+def test_a_code_running_checkpoint_is_refused_without_unsafe_advice(tmp_path: Path) -> None:
+    path = tmp_path / "model.pt"
+    path.write_bytes(pickle.dumps({"format": 1, "model": _Payload()}))
+    with pytest.raises(PipelineError) as refused:
+        load_checkpoint(path)
+    message = str(refused.value)
+    assert "not a checkpoint that loads safely" in message and "\n" not in message
+    assert "weights_only=False" not in message and "weights_only" not in message
+
+
+@pytest.mark.parametrize(
+    ("changes", "said"),
+    [
+        ({"input": None}, "input missing"),
+        ({"model": "nope"}, "unknown model 'nope'"),
+        ({"classes": ["only one"]}, "1 classes"),
+        ({"arch": {"width": 200_000}}, "weights do not fit its architecture options"),
+        ({"arch": {"width": -3}}, "architecture is refused"),
+    ],
+)
+def test_a_forged_checkpoint_is_refused_before_anything_is_built(
+    tmp_path: Path, changes: dict, said: str
+) -> None:
+    path = _saved(tmp_path, **changes)
+    with pytest.raises(PipelineError, match=said):
+        load_checkpoint(path)
+
+
+def test_a_good_checkpoint_still_loads(tmp_path: Path) -> None:
+    model, meta = load_checkpoint(_saved(tmp_path))
+    assert meta["model"] == "fastcnn" and not model.training
+
+
+# --- the real pipeline: a refused `dvc exp run -S ...` leaves every output as it was ---
+
+SMALL = {
+    ("prepare", "train_limit"): 600,
+    ("prepare", "val_size"): 100,
+    ("prepare", "test_limit"): 100,
+    ("models", "fastcnn", "epochs"): 1,
+    ("models", "fastcnn", "arch", "width"): 8,
+}
+REFUSED = {
+    "models.fastcnn.lr=-1": "models.fastcnn.lr is -1.0; use a positive learning rate",
+    "models.fastcnn.epochs=0": "models.fastcnn.epochs is 0; use at least 1",
+    "models.fastcnn.batch_size=0": "models.fastcnn.batch_size is 0; use at least 1",
+    "models.fastcnn.optimizer=adamm": "models.fastcnn.optimizer is 'adamm'; valid: adam",
+    "prepare.val_size=70000": "prepare.val_size is 70000 but only 600 training images",
+    "data.dataset=svhn": "data.dataset is 'svhn'; valid: fashion-mnist",
+    "model=nope": "model is 'nope'; valid names: bilstm, cifar-cnn",
+}
+
+
+def _run(repo: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {"PATH": f"{BIN}:/usr/bin:/bin", "DVC_NO_ANALYTICS": "1", "HOME": str(repo.parent)}
+    return subprocess.run(args, cwd=repo, env=env, capture_output=True, text=True, timeout=600)
+
+
+def _outputs(repo: Path) -> dict[str, str]:
+    """Every file of the workspace but params.yaml and DVC's/git's own state, hashed."""
+    skip = (".git/", ".dvc/", "params.yaml", "fmnist/", "stages/")
+    return {
+        str(p.relative_to(repo)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(repo.rglob("*"))
+        if p.is_file()
+        and not str(p.relative_to(repo)).startswith(skip)
+        and "__pycache__" not in p.parts
+    }
+
+
+@pytest.mark.e2e
+def test_refused_experiments_leave_every_output_as_it_was(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    for name in ("fmnist", "stages"):
+        subprocess.run(["cp", "-r", str(ROOT / name), str(repo / name)], check=True)
+    (repo / "dvc.yaml").write_text((ROOT / "dvc.yaml").read_text())
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    for keys, value in SMALL.items():
+        node = params
+        for key in keys[:-1]:
+            node = node[key]
+        node[keys[-1]] = value
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    for args in (
+        ("git", "init", "-q"),
+        ("git", "config", "user.email", "test@example.invalid"),
+        ("git", "config", "user.name", "test"),
+        ("dvc", "init", "-q"),
+        ("git", "add", "-A"),
+        ("git", "commit", "-qm", "the project"),  # DVCLive needs a commit
+        ("dvc", "repro"),
+        ("git", "add", "-A"),
+        ("git", "commit", "-qm", "a good run"),
+    ):
+        done = _run(repo, *args)
+        assert done.returncode == 0, done.stdout + done.stderr
+    before = _outputs(repo)
+    assert "models/model.pt" in before and "data/raw/t10k-images-idx3-ubyte.gz" in before
+    for setting, message in REFUSED.items():
+        refused = _run(repo, "dvc", "exp", "run", "-S", setting)
+        output = refused.stdout + refused.stderr
+        assert refused.returncode != 0, f"{setting} was accepted:\n{output}"
+        errors = [line for line in output.splitlines() if line.startswith("error: ")]
+        assert len(errors) == 1 and message in errors[0], f"{setting}:\n{output}"
+        assert _outputs(repo) == before, f"{setting} changed outputs"
+        assert _run(repo, "git", "checkout", "params.yaml").returncode == 0
+    status = _run(repo, "dvc", "status")
+    assert "up to date" in status.stdout, status.stdout
+
+
+def _partial_png(path: Path, side: int, rows: int) -> None:
+    """A PNG whose compressed data holds only its first ``rows`` rows."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    raw = b"".join(b"\x00" + bytes([200]) * side for _ in range(rows))
+    header = struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0)
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(raw))
+        + chunk(b"IEND", b"")
+    )
+
+
+def test_a_mostly_missing_image_is_predicted_with_a_warning(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    path = tmp_path / "partial.png"
+    _partial_png(path, 2000, 10)
+    image = load_image(path)
+    assert image.size == (2000, 2000)
+    assert "last 1,990 of 2,000 rows are empty" in capsys.readouterr().err
+
+
+def test_a_forged_huge_image_names_the_projects_limit(tmp_path: Path) -> None:
+    path = tmp_path / "huge.png"
+    _partial_png(path, 30_000, 1)
+    with pytest.raises(ImageError, match=re.escape("(over 50,000,000 pixels); resize it below")):
+        load_image(path)
