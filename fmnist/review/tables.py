@@ -43,7 +43,7 @@ def markdown_table(columns: Sequence[Column], rows: Sequence[dict[str, Any]]) ->
     """A markdown table; columns whose first row holds a number are right-aligned, and a
     column that no row fills is left out."""
     columns = [(c[0], c[1], c[2] if len(c) > 2 else "") for c in columns]
-    columns = [c for c in columns if not rows or any(r.get(c[0]) is not None for r in rows)]
+    columns = [c for c in columns if not rows or any(r.get(c[0]) not in (None, "") for r in rows)]
     first = rows[0] if rows else {}
     rule = [
         "---:"
