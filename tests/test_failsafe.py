@@ -17,8 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-import yaml
-from conftest import ROOT, python_stdout, synthetic_split
+from conftest import copy_project, python_stdout, synthetic_split
 
 from fmnist.core import atomic
 from fmnist.core.atomic import atomic_path, write_json
@@ -259,18 +258,7 @@ def _outputs(repo: Path) -> dict[str, str]:
 
 @pytest.mark.e2e
 def test_refused_experiments_leave_every_output_as_it_was(tmp_path: Path) -> None:
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    for name in ("fmnist", "stages"):
-        subprocess.run(["cp", "-r", str(ROOT / name), str(repo / name)], check=True)
-    (repo / "dvc.yaml").write_text((ROOT / "dvc.yaml").read_text())
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    for keys, value in SMALL.items():
-        node = params
-        for key in keys[:-1]:
-            node = node[key]
-        node[keys[-1]] = value
-    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    repo = copy_project(tmp_path / "repo", SMALL)
     for args in (
         ("git", "init", "-q"),
         ("git", "config", "user.email", "test@example.invalid"),

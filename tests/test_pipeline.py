@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import ROOT
+from conftest import copy_project
 
 pytestmark = pytest.mark.e2e
 BIN = Path(sys.executable).parent
@@ -45,17 +45,7 @@ def dvc(repo: Path, *args: str) -> str:
 
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    repo = tmp_path_factory.mktemp("repo")
-    for name in ("fmnist", "stages"):
-        shutil.copytree(ROOT / name, repo / name, ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copy(ROOT / "dvc.yaml", repo)
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    for keys, value in SMALL.items():
-        node = params
-        for key in keys[:-1]:
-            node = node[key]
-        node[keys[-1]] = value
-    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    repo = copy_project(tmp_path_factory.mktemp("repo"), SMALL)
     run(repo, "git", "init", "-q")
     run(repo, "git", "config", "user.email", "test@example.invalid")
     run(repo, "git", "config", "user.name", "test")
