@@ -1,1 +1,2 @@
-"""Using a trained model: predict on image files, export to ONNX and TorchScript."""
+"""Using a trained model: predict on image files, export to ONNX and TorchScript, and the
+registry (release a version as a git tag, load a release by name from anywhere)."""
