@@ -9,9 +9,12 @@ that is already 28x28 on a dark background is used as it is.
 
 from __future__ import annotations
 
+import io
 import sys
 import warnings
+from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -38,32 +41,38 @@ def load_image(path: str | Path, mode: str = "L") -> Image.Image:
         raise ImageError(f"{path}: no such file")
     if path.stat().st_size == 0:
         raise ImageError(f"{path}: empty file")
+    return decode_image(path, str(path), mode)
+
+
+def decode_image(source: Path | BinaryIO, name: str, mode: str = "L") -> Image.Image:
+    """:func:`load_image` for a file or an in-memory upload; ``name`` says which in errors.
+    The size is checked from the header, before any pixel is decoded."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
+            with Image.open(source) as img:
                 width, height = img.size
                 if width * height > MAX_PIXELS:
                     raise ImageError(
-                        f"{path}: image too large ({width}x{height}); "
+                        f"{name}: image too large ({width}x{height}); "
                         f"resize it below {MAX_PIXELS:,} pixels"
                     )
                 img = ImageOps.exif_transpose(img)
-                _warn_if_mostly_missing(img, path)
+                _warn_if_mostly_missing(img, name)
                 return _flatten(img, mode)
     except UnidentifiedImageError:
-        raise ImageError(f"{path}: not an image Pillow can read") from None
+        raise ImageError(f"{name}: not an image Pillow can read") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         # Pillow refuses these before our own check sees the size: say our limit, not its
         raise ImageError(
-            f"{path}: image too large (over {MAX_PIXELS:,} pixels); "
+            f"{name}: image too large (over {MAX_PIXELS:,} pixels); "
             f"resize it below {MAX_PIXELS:,} pixels"
         ) from None
     except (OSError, SyntaxError, ValueError) as exc:
-        raise ImageError(f"{path}: truncated or corrupt image ({exc})") from None
+        raise ImageError(f"{name}: truncated or corrupt image ({exc})") from None
 
 
-def _warn_if_mostly_missing(img: Image.Image, path: Path) -> None:
+def _warn_if_mostly_missing(img: Image.Image, path: Path | str) -> None:
     """Say so when most of a large image's rows, from the bottom up, are exactly zero.
 
     Pillow decodes a PNG whose compressed data stops early without complaint, filling the
@@ -94,10 +103,24 @@ def _flatten(img: Image.Image, mode: str = "L") -> Image.Image:
 def to_model_input(path: str | Path, shape: tuple[int, int, int]) -> np.ndarray:
     """The picture at ``path`` as the model's uint8 input: (H, W) grayscale in the
     dataset's convention, or (H, W, 3) colour resized as it is (CIFAR-10 photos)."""
+    return image_to_model_input(lambda mode: load_image(path, mode), shape)
+
+
+def upload_to_model_input(data: bytes, name: str, shape: tuple[int, int, int]) -> np.ndarray:
+    """:func:`to_model_input` for the bytes of an upload."""
+    if not data:
+        raise ImageError(f"{name}: empty file")
+    return image_to_model_input(lambda mode: decode_image(io.BytesIO(data), name, mode), shape)
+
+
+def image_to_model_input(
+    decode: Callable[[str], Image.Image], shape: tuple[int, int, int]
+) -> np.ndarray:
+    """The image ``decode(mode)`` gives, converted to the model's uint8 input."""
     channels, height, width = shape
     if channels == 1:
-        return to_dataset_convention(load_image(path, "L"))
-    image = load_image(path, "RGB").resize((width, height), Image.Resampling.LANCZOS)
+        return to_dataset_convention(decode("L"))
+    image = decode("RGB").resize((width, height), Image.Resampling.LANCZOS)
     return np.asarray(image, dtype=np.uint8)
 
 

@@ -1,0 +1,174 @@
+"""The model server as a user meets it: the real server on a free localhost port, its
+page driven in headless Chromium, and bad uploads that must not take it down."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import struct
+import subprocess
+import sys
+import time
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+import requests
+import torch
+from conftest import ROOT, synthetic_split
+from PIL import Image
+
+from fmnist.data.datasets import FASHION_MNIST
+from fmnist.data.prepared import Split, save_split
+from fmnist.models import build_model
+from fmnist.train.batches import to_device
+from fmnist.train.checkpoint import load_checkpoint, save_checkpoint
+from fmnist.train.inference import predict_logits
+
+pytestmark = pytest.mark.e2e
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A run directory whose models/ holds an exported small model (stage export, real)."""
+    run = tmp_path_factory.mktemp("served")
+    torch.manual_seed(0)
+    model = build_model("fastcnn", {"width": 8})
+    save_checkpoint(
+        run / "models/model.pt",
+        model_name="fastcnn",
+        arch={"width": 8},
+        state_dict=model.state_dict(),
+        classes=FASHION_MNIST.classes,
+        in_shape=(1, 28, 28),
+    )
+    images, labels = synthetic_split(40, 7)
+    save_split(run / "data/prepared/test.npz", Split(images, labels))
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        [sys.executable, "-m", "stages.export"], cwd=run, env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    return run
+
+
+@pytest.fixture(scope="module")
+def server(exported: Path):
+    """The real server, one megabyte of upload allowed; yields its URL."""
+    port = _free_port()
+    command = [sys.executable, "-m", "fmnist.serve.server", "--port", str(port)]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(
+        [*command, "--models", str(exported / "models"), "--max-upload-mb", "1"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(f"{url}/health", timeout=1).ok:
+                break
+        except requests.ConnectionError:
+            time.sleep(0.2)
+    else:
+        proc.kill()
+        pytest.fail(f"server did not start: {proc.stdout.read().decode()}")
+    yield url
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+def _evaluation_class(exported: Path, image: np.ndarray) -> str:
+    """The class the evaluate stage's code gives ``image``."""
+    model, meta = load_checkpoint(exported / "models/model.pt")
+    data = to_device(image[None], np.zeros(1, np.int64), torch.device("cpu"))
+    return meta["classes"][int(predict_logits(model, data, 1).argmax())]
+
+
+def test_the_page_shows_the_evaluations_class_for_an_uploaded_png(
+    server: str, exported: Path, tmp_path: Path
+) -> None:
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    image = synthetic_split(40, 7)[0][3]
+    png = tmp_path / "garment.png"
+    Image.fromarray(image).save(png)
+    options = webdriver.ChromeOptions()
+    options.binary_location = shutil.which("chromium") or "/usr/bin/chromium"
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        f"--user-data-dir={tmp_path / 'profile'}",
+    ):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
+    try:
+        driver.get(server + "/")
+        driver.find_element(By.ID, "file").send_keys(str(png))
+        shown = WebDriverWait(driver, 30).until(
+            lambda d: d.find_element(By.ID, "predicted").text or d.find_element(By.ID, "error").text
+        )
+        bars = driver.find_elements(By.CSS_SELECTOR, "#bars .bar")
+        outside = driver.execute_script(
+            "return performance.getEntriesByType('resource').map(e => e.name)"
+            ".filter(n => !n.startsWith(location.origin) && !n.startsWith('blob:'))"
+        )
+    finally:
+        driver.quit()
+    assert shown == _evaluation_class(exported, image)
+    assert len(bars) == len(FASHION_MNIST.classes) and outside == []
+
+
+def _png_header(width: int, height: int) -> bytes:
+    """A small PNG whose header claims ``width`` x ``height``, with one row of pixels."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    row = zlib.compress(b"\x00" + bytes(width))
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", row) + chunk(b"IEND", b"")
+
+
+def test_bad_uploads_get_a_one_line_4xx_and_the_server_keeps_serving(
+    server: str, tmp_path: Path
+) -> None:
+    good = tmp_path / "good.png"
+    Image.fromarray(synthetic_split(10, 1)[0][0]).save(good)
+    cases = {
+        "empty": (b"", 400, "empty file"),
+        "text": (b"just some words\n", 400, "not an image"),
+        "truncated": (good.read_bytes()[:60], 400, "truncated or corrupt"),
+        "oversized": (os.urandom(1_100_000), 413, "over 1 MB"),
+        "forged": (_png_header(30_000, 30_000), 400, "too large"),
+    }
+    for name, (data, status, said) in cases.items():
+        answer = requests.post(f"{server}/predict", files={"files": (name, data)}, timeout=30)
+        assert answer.status_code == status, (name, answer.text)
+        error = answer.json()["error"]
+        assert said in error and "\n" not in error, (name, error)
+    missing = requests.post(f"{server}/predict", timeout=30)
+    assert missing.status_code == 422 and "files" in missing.json()["error"]
+    assert requests.get(f"{server}/health", timeout=5).json()["status"] == "ok"
+    both = [("files", ("a.png", good.read_bytes())), ("files", ("b.png", good.read_bytes()))]
+    batch = requests.post(f"{server}/predict?top_k=2", files=both, timeout=30).json()
+    assert [len(p["top"]) for p in batch["predictions"]] == [2, 2]
