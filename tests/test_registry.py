@@ -77,7 +77,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_dvc_artifacts_get_fetches_a_release_by_version(project: Path, tmp_path: Path) -> None:
-    _run(tmp_path, "dvc", "artifacts", "get", str(project), "fashion-cnn", "--rev", "v1.0.0")
+    _run(tmp_path, "dvc", "artifacts", "get", project.as_uri(), "fashion-cnn", "--rev", "v1.0.0")
     fetched = tmp_path / "model.pt"
     assert fetched.read_bytes() == (project / "models/model.pt").read_bytes()
 
