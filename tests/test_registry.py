@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from conftest import ROOT
 
 from fmnist.core.errors import PipelineError
@@ -27,6 +28,7 @@ DVC_YAML = """artifacts:
     type: model
     desc: test model
     labels: [fashion-mnist]
+    meta: {}  # written by the release
 """
 
 
@@ -60,6 +62,10 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
         in_shape=(1, 28, 28),
     )
     (repo / "dvc.yaml").write_text(DVC_YAML)
+    (repo / "params.yaml").write_text("model: fastcnn\n")
+    (repo / "metrics").mkdir()
+    (repo / "metrics/metrics.json").write_text('{"test": {"accuracy": 0.9123}}')
+    (repo / "metrics/train.json").write_text('{"train": {"model": "fastcnn"}}')
     for args in (
         ("git", "init", "-q"),
         ("git", "config", "user.email", "test@example.invalid"),
@@ -107,4 +113,9 @@ def test_the_release_command_refuses_a_bad_or_repeated_version(project: Path) ->
     again = _run(project, sys.executable, "-m", "fmnist.serve.release", "1.0.0", check=False)
     assert again.returncode == 2 and "exists already" in again.stderr
     notes = _run(project, "git", "tag", "-n9", "--list", "fashion-cnn@v1.0.0").stdout
-    assert "fashion-cnn: models/model.pt" in notes
+    assert "fashion-cnn: models/model.pt" in notes and "test_accuracy: 91.23" in notes
+    # the tagged dvc.yaml carries the same facts in the artifact's meta
+    tagged = _run(project, "git", "show", "fashion-cnn@v1.0.0:dvc.yaml").stdout
+    meta = yaml.safe_load(tagged)["artifacts"]["fashion-cnn"]["meta"]
+    assert meta["model"] == "fastcnn" and meta["test_accuracy"] == 91.23
+    assert len(meta["params_sha256"]) == 16 and "# written by the release" in tagged
