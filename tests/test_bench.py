@@ -254,3 +254,32 @@ def test_a_benchmark_records_its_command_date_and_machine(tmp_path: Path) -> Non
     assert [row["model"] for row in payload["rows"]] == ["cnn1"]
     table = out.with_suffix(".md").read_text()
     assert "| cnn1 | 128 |" in table and "by `python -m bench.epoch_seconds cnn1" in table
+
+
+def test_the_gpu_suite_runs_tiny_on_a_cpu_and_writes_every_field(tmp_path: Path) -> None:
+    out = tmp_path / "gpu"
+    run = subprocess.run(
+        [sys.executable, "-m", "bench.gpu_suite", "--device", "cpu", "--tiny", "--out", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert run.returncode == 0, run.stderr
+    payload = json.loads(out.with_suffix(".json").read_text())
+    assert [r["model"] for r in payload["rows"]] == ["cnn1", "cnn2-bn", "fastcnn"]
+    for row in payload["rows"]:
+        assert row["seconds_per_epoch"] > 0 and row["recipe_minutes"] > 0
+        assert row["within_target"] == (row["recipe_minutes"] <= 5)
+    assert set(payload["time_to_accuracy"]) == {"s to 93.38%", "s to 95.5%"}
+    for result in payload["time_to_accuracy"].values():
+        assert set(result) == {"seconds", "best", "model"} and 0 <= result["best"] <= 1
+    assert 0 < payload["busy_fraction"] <= 1 and payload["peak_memory_mb"] > 100
+    (targets,) = payload["tables"]
+    assert [t["what"] for t in targets["rows"]] == [
+        "cnn2-bn s/epoch",
+        "s to 93.38%",
+        "s to 95.5%",
+    ]
+    assert payload["machine"]["cores"] >= 1 and payload["skipped"] == []
+    assert "| cnn2-bn | 128 |" in out.with_suffix(".md").read_text()
