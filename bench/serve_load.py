@@ -41,13 +41,14 @@ COLUMNS = [
 ]
 
 
-def start_server(models: Path) -> tuple[subprocess.Popen, str]:
-    """The real server on a free loopback port, once /health answers."""
+def start_server(models: Path, *options: str) -> tuple[subprocess.Popen, str]:
+    """The real server (with extra command-line ``options``) on a free loopback port,
+    once /health answers."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     command = [sys.executable, "-m", "fmnist.serve.server", "--models", str(models)]
-    proc = subprocess.Popen([*command, "--port", str(port)], stdout=subprocess.DEVNULL)
+    proc = subprocess.Popen([*command, "--port", str(port), *options], stdout=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:

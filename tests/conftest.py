@@ -113,3 +113,46 @@ def copy_project(repo: Path, overrides: dict[tuple[str, ...], object]) -> Path:
         node[keys[-1]] = value
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     return repo
+
+
+def headless_chromium(profile: Path):
+    """Debian's Chromium under selenium, headless and with no background network (the
+    machine has none), with a fresh profile in ``profile``; the caller quits it."""
+    import shutil
+
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = shutil.which("chromium") or "/usr/bin/chromium"
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        f"--user-data-dir={profile}",
+        "--window-size=1100,900",
+    ):
+        options.add_argument(flag)
+    return webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
+
+
+def save_small_model(path: Path) -> None:
+    """An untrained, seeded fastcnn of width 8 as a project checkpoint at ``path``."""
+    import torch
+
+    from fmnist.models import build_model
+    from fmnist.train.checkpoint import save_checkpoint
+
+    torch.manual_seed(0)
+    save_checkpoint(
+        path,
+        model_name="fastcnn",
+        arch={"width": 8},
+        state_dict=build_model("fastcnn", {"width": 8}).state_dict(),
+        classes=FASHION_MNIST.classes,
+        in_shape=(1, 28, 28),
+    )

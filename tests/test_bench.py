@@ -238,17 +238,22 @@ def test_keras_models_train_with_the_recipes_in_params_yaml() -> None:
         assert got == (recipe.optimizer, recipe.lr, recipe.batch_size, recipe.epochs), name
 
 
-def test_a_benchmark_records_its_command_date_and_machine(tmp_path: Path) -> None:
-    out = tmp_path / "epoch_seconds"
+def _benchmark(module: str, out: Path, *args: str) -> dict:
+    """Run ``python -m module ... --out out`` from the repository; its results JSON."""
     run = subprocess.run(
-        [sys.executable, "-m", "bench.epoch_seconds", "cnn1", "--steps", "2", "--out", str(out)],
+        [sys.executable, "-m", module, *args, "--out", str(out)],
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=600,
     )
     assert run.returncode == 0, run.stderr
-    payload = json.loads(out.with_suffix(".json").read_text())
+    return json.loads(out.with_suffix(".json").read_text())
+
+
+def test_a_benchmark_records_its_command_date_and_machine(tmp_path: Path) -> None:
+    out = tmp_path / "epoch_seconds"
+    payload = _benchmark("bench.epoch_seconds", out, "cnn1", "--steps", "2")
     assert payload["command"].startswith("python -m bench.epoch_seconds cnn1 --steps 2")
     assert payload["machine"]["cores"] >= 1 and payload["machine"]["torch"] == torch.__version__
     assert [row["model"] for row in payload["rows"]] == ["cnn1"]
@@ -258,15 +263,7 @@ def test_a_benchmark_records_its_command_date_and_machine(tmp_path: Path) -> Non
 
 def test_the_gpu_suite_runs_tiny_on_a_cpu_and_writes_every_field(tmp_path: Path) -> None:
     out = tmp_path / "gpu"
-    run = subprocess.run(
-        [sys.executable, "-m", "bench.gpu_suite", "--device", "cpu", "--tiny", "--out", str(out)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert run.returncode == 0, run.stderr
-    payload = json.loads(out.with_suffix(".json").read_text())
+    payload = _benchmark("bench.gpu_suite", out, "--device", "cpu", "--tiny")
     assert [r["model"] for r in payload["rows"]] == ["cnn1", "cnn2-bn", "fastcnn"]
     for row in payload["rows"]:
         assert row["seconds_per_epoch"] > 0 and row["recipe_minutes"] > 0

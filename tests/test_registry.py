@@ -11,14 +11,13 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from conftest import ROOT
+from conftest import ROOT, save_small_model
 
 from fmnist.core.errors import PipelineError
 from fmnist.data.datasets import FASHION_MNIST
 from fmnist.models import build_model
 from fmnist.serve.registry import load
 from fmnist.serve.release import release_tag
-from fmnist.train.checkpoint import save_checkpoint
 
 pytestmark = pytest.mark.e2e
 BIN = Path(sys.executable).parent
@@ -51,16 +50,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("registry")
     repo = root / "project"
     (repo / "models").mkdir(parents=True)
-    torch.manual_seed(0)
-    model = build_model("fastcnn", {"width": 8})
-    save_checkpoint(
-        repo / "models/model.pt",
-        model_name="fastcnn",
-        arch={"width": 8},
-        state_dict=model.state_dict(),
-        classes=FASHION_MNIST.classes,
-        in_shape=(1, 28, 28),
-    )
+    save_small_model(repo / "models/model.pt")
     (repo / "dvc.yaml").write_text(DVC_YAML)
     (repo / "params.yaml").write_text("model: fastcnn\n")
     (repo / "metrics").mkdir()

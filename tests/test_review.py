@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import yaml
-from conftest import ROOT
+from conftest import ROOT, headless_chromium
 
 from fmnist.core import plots
 from fmnist.data.datasets import FASHION_MNIST
@@ -140,27 +140,10 @@ def test_html_report_says_when_validation_was_trained_on(tmp_path: Path) -> None
 
 def test_html_report_renders_offline_in_a_real_browser(tmp_path: Path) -> None:
     """Headless Chromium (installed by .ci/run) loads it: every image, no network request."""
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
     root = _fake_run_dir(tmp_path)
     page = root / "report.html"
     page.write_text(build_report(root / "metrics", root / "models/summary.txt"))
-    options = webdriver.ChromeOptions()
-    options.binary_location = shutil.which("chromium") or "/usr/bin/chromium"
-    for flag in (
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        f"--user-data-dir={tmp_path / 'profile'}",
-        "--window-size=1100,900",
-    ):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
+    driver = headless_chromium(tmp_path / "profile")
     try:
         driver.get(page.as_uri())
         images = driver.execute_script(

@@ -4,12 +4,9 @@ page driven in headless Chromium, and bad uploads that must not take it down."""
 from __future__ import annotations
 
 import os
-import shutil
-import socket
 import struct
 import subprocess
 import sys
-import time
 import zlib
 from pathlib import Path
 
@@ -17,39 +14,24 @@ import numpy as np
 import pytest
 import requests
 import torch
-from conftest import ROOT, synthetic_split
+from conftest import ROOT, headless_chromium, save_small_model, synthetic_split
 from PIL import Image
 
+from bench.serve_load import start_server
 from fmnist.data.datasets import FASHION_MNIST
 from fmnist.data.prepared import Split, save_split
-from fmnist.models import build_model
 from fmnist.train.batches import to_device
-from fmnist.train.checkpoint import load_checkpoint, save_checkpoint
+from fmnist.train.checkpoint import load_checkpoint
 from fmnist.train.inference import predict_logits
 
 pytestmark = pytest.mark.e2e
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A run directory whose models/ holds an exported small model (stage export, real)."""
     run = tmp_path_factory.mktemp("served")
-    torch.manual_seed(0)
-    model = build_model("fastcnn", {"width": 8})
-    save_checkpoint(
-        run / "models/model.pt",
-        model_name="fastcnn",
-        arch={"width": 8},
-        state_dict=model.state_dict(),
-        classes=FASHION_MNIST.classes,
-        in_shape=(1, 28, 28),
-    )
+    save_small_model(run / "models/model.pt")
     images, labels = synthetic_split(40, 7)
     save_split(run / "data/prepared/test.npz", Split(images, labels))
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -63,29 +45,12 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def server(exported: Path):
     """The real server, one megabyte of upload allowed; yields its URL."""
-    port = _free_port()
-    command = [sys.executable, "-m", "fmnist.serve.server", "--port", str(port)]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen(
-        [*command, "--models", str(exported / "models"), "--max-upload-mb", "1"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(f"{url}/health", timeout=1).ok:
-                break
-        except requests.ConnectionError:
-            time.sleep(0.2)
-    else:
-        proc.kill()
-        pytest.fail(f"server did not start: {proc.stdout.read().decode()}")
-    yield url
-    proc.terminate()
-    proc.wait(timeout=10)
+    proc, url = start_server(exported / "models", "--max-upload-mb", "1")
+    try:
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
 
 
 def _evaluation_class(exported: Path, image: np.ndarray) -> str:
@@ -98,28 +63,13 @@ def _evaluation_class(exported: Path, image: np.ndarray) -> str:
 def test_the_page_shows_the_evaluations_class_for_an_uploaded_png(
     server: str, exported: Path, tmp_path: Path
 ) -> None:
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
     image = synthetic_split(40, 7)[0][3]
     png = tmp_path / "garment.png"
     Image.fromarray(image).save(png)
-    options = webdriver.ChromeOptions()
-    options.binary_location = shutil.which("chromium") or "/usr/bin/chromium"
-    for flag in (
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        f"--user-data-dir={tmp_path / 'profile'}",
-    ):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
+    driver = headless_chromium(tmp_path / "profile")
     try:
         driver.get(server + "/")
         driver.find_element(By.ID, "file").send_keys(str(png))
