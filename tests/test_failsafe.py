@@ -143,6 +143,16 @@ def test_a_stage_turns_an_io_failure_into_one_line(capsys: pytest.CaptureFixture
     )
 
 
+def test_a_refused_read_is_not_called_a_write(capsys: pytest.CaptureFixture) -> None:
+    def main() -> None:
+        raise OSError(errno.EACCES, "Permission denied", "/data/train.csv")
+
+    with pytest.raises(SystemExit):
+        run_stage(main)
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: cannot access /data/train.csv: permission denied; check")
+
+
 def test_a_stage_still_shows_a_bug_as_a_traceback() -> None:
     def main() -> None:
         raise OSError(errno.EBADF, "bad file descriptor")  # not the user's to fix

@@ -33,7 +33,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         _remove_stale(path)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     except OSError as exc:
-        raise (io_error(exc, path) or exc) from None
+        raise (io_error(exc, path, writing=True) or exc) from None
     os.close(fd)
     tmp_path = Path(tmp)
     tmp_path.chmod(0o666 & ~_umask())  # mkstemp makes 0600; outputs are ordinary files
@@ -41,11 +41,11 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         yield tmp_path
         os.replace(tmp_path, path)
     except OSError as exc:
-        raise (io_error(exc, path) or exc) from None
+        raise (io_error(exc, path, writing=True) or exc) from None
     except RuntimeError as exc:
         if not _disk_full(path.parent):
             raise
-        raise io_error(OSError(errno.ENOSPC, "no space"), path) from exc
+        raise io_error(OSError(errno.ENOSPC, "no space"), path, writing=True) from exc
     finally:
         tmp_path.unlink(missing_ok=True)
 

@@ -28,15 +28,23 @@ IO_FIXES = {
     errno.EPERM: ("operation not permitted", "make it writable or run as its owner"),
     errno.EROFS: ("the file system is read-only", "work in a writable copy of the repository"),
 }
+WRITE_ONLY = {errno.ENOSPC, errno.EDQUOT, errno.EROFS}  # failures only a write can meet
 
 
-def io_error(exc: OSError, path: str | os.PathLike[str] | None = None) -> PipelineError | None:
-    """The one-line PipelineError for an I/O failure a user can fix, or None for others."""
+def io_error(
+    exc: OSError, path: str | os.PathLike[str] | None = None, writing: bool = False
+) -> PipelineError | None:
+    """The one-line PipelineError for an I/O failure a user can fix, or None for others.
+    ``writing``: the failure came from writing ``path`` (else it may have been a read)."""
     if exc.errno not in IO_FIXES:
         return None
     what, fix = IO_FIXES[exc.errno]
     where = path if path is not None else (exc.filename or "a file")
-    return PipelineError(f"cannot write {where}: {what}; {fix}")
+    if writing or exc.errno in WRITE_ONLY:
+        return PipelineError(f"cannot write {where}: {what}; {fix}")
+    return PipelineError(
+        f"cannot access {where}: {what}; check its permissions (ls -l) or run as its owner"
+    )
 
 
 def run_stage(main: Callable[[], None]) -> None:
