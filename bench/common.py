@@ -5,6 +5,7 @@ from __future__ import annotations
 import statistics
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +25,10 @@ from fmnist.models.classic import ClassicModel
 from fmnist.review.docs import render_result
 from fmnist.train.batches import to_device
 from fmnist.train.device import autocast_dtype, keep_freed_memory
-from fmnist.train.engine import recipe_optimizer, train_epoch
+from fmnist.train.engine import fit, recipe_optimizer, train_epoch
+from fmnist.train.inference import predict_logits
 from fmnist.train.params import Params, Recipe, params_from
+from fmnist.train.records import EpochRecord
 
 DEBIAN = Path(FASHION_MNIST.debian_folder)
 
@@ -186,3 +189,44 @@ def busy_fraction(
     else:
         busy_us = sum(e.self_cpu_time_total for e in events)
     return busy_us / 1e6 / wall
+
+
+def time_to_accuracy(
+    name: str, target: float, device: torch.device, tiny: bool = False
+) -> tuple[float | None, float, float]:
+    """Train ``name`` with its recipe on the full training data and score the test set
+    after every epoch as the evaluate stage does (the recipe's test-time augmentation):
+    (training seconds until accuracy >= ``target``, or None; all training seconds; the
+    best accuracy). ``tiny``: one epoch on 1,000 images, to check the code only."""
+    recipe, model, _ = setup(name, device)
+    n_train, n_test = (1_000, 500) if tiny else (50_000 if recipe.held_out else 60_000, 10_000)
+    if tiny:
+        recipe = replace(recipe, epochs=1)
+    train = to_device(*real_data(n_train), device)
+    test = to_device(*real_data(n_test, "test"), device)
+    precision = precision_for(name, device)
+    elapsed, reached, best = 0.0, None, 0.0
+
+    def check(record: EpochRecord) -> None:
+        nonlocal elapsed, reached, best
+        elapsed += record.seconds
+        logits = predict_logits(
+            model, test, 500, recipe.tta, precision=precision, tta_shift=recipe.tta_shift
+        )
+        accuracy = (logits.argmax(1) == test.labels).float().mean().item()
+        best = max(best, accuracy)
+        if reached is None and accuracy >= target:
+            reached = elapsed
+
+    generator = torch.Generator(device=device).manual_seed(0)
+    fit(
+        model,
+        recipe,
+        train,
+        test,
+        generator,
+        eval_batch_size=500,
+        on_epoch=check,
+        precision=precision,
+    )
+    return (None if reached is None else round(reached, 2)), elapsed, round(best, 4)

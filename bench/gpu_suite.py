@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -27,18 +26,13 @@ from bench.common import (
     engine_rate,
     load_params_for,
     neural_models,
-    precision_for,
     precision_label,
     real_data,
-    setup,
+    time_to_accuracy,
     write_results,
 )
 from fmnist.core.errors import run_stage
-from fmnist.train.batches import to_device
 from fmnist.train.device import peak_memory_mb, select_device, set_threads
-from fmnist.train.engine import fit
-from fmnist.train.inference import predict_logits
-from fmnist.train.records import EpochRecord
 
 EPOCH_IMAGES = 50_000
 TARGETS = {"cnn2-bn s/epoch": 1.0, "recipe minutes": 5.0, "s to 93.38%": 10.0, "s to 95.5%": 120.0}
@@ -72,47 +66,6 @@ def epoch_row(name: str, steps: int, device: torch.device) -> dict[str, Any]:
     }
 
 
-def seconds_to_accuracy(
-    name: str, target: float, device: torch.device, tiny: bool
-) -> dict[str, Any]:
-    """Training seconds of ``name``'s recipe until its test accuracy reaches ``target``
-    (None if it never does); tiny: one epoch on 1,000 images."""
-    recipe, model, _ = setup(name, device)
-    n_train, n_test = (1_000, 500) if tiny else (60_000, 10_000)
-    if tiny:
-        recipe = replace(recipe, epochs=1)
-    train = to_device(*real_data(n_train), device)
-    test = to_device(*real_data(n_test, "test"), device)
-    elapsed, reached, best = 0.0, None, 0.0
-
-    precision = precision_for(name, device)
-
-    def check(record: EpochRecord) -> None:
-        nonlocal elapsed, reached, best
-        elapsed += record.seconds
-        # scored as the evaluate stage scores it: the recipe's test-time augmentation
-        logits = predict_logits(
-            model, test, 500, recipe.tta, precision=precision, tta_shift=recipe.tta_shift
-        )
-        accuracy = (logits.argmax(1) == test.labels).float().mean().item()
-        best = max(best, accuracy)
-        if reached is None and accuracy >= target:
-            reached = elapsed
-
-    generator = torch.Generator(device=device).manual_seed(0)
-    fit(
-        model,
-        recipe,
-        train,
-        test,
-        generator,
-        eval_batch_size=500,
-        on_epoch=check,
-        precision=precision,
-    )
-    return {"seconds": None if reached is None else round(reached, 2), "best": round(best, 4)}
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="auto", help="auto, cuda, cpu")
@@ -140,7 +93,8 @@ def main() -> None:
         if budget.left() < 60 and not args.tiny:
             skipped.append(f"{label} ({name})")
             continue
-        accuracy[label] = seconds_to_accuracy(name, target, device, args.tiny) | {"model": name}
+        seconds, _, best = time_to_accuracy(name, target, device, tiny=args.tiny)
+        accuracy[label] = {"seconds": seconds, "best": best, "model": name}
         print(label, accuracy[label], flush=True)
     cnn2_bn = next((r["seconds_per_epoch"] for r in rows if r["model"] == "cnn2-bn"), None)
     checks = [("cnn2-bn s/epoch", cnn2_bn)] + [

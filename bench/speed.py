@@ -49,15 +49,14 @@ from bench.common import (
     real_data,
     setup,
     sync,
+    time_to_accuracy,
     training_loop,
     write_results,
 )
 from fmnist.core.errors import run_stage
 from fmnist.train.batches import to_device
 from fmnist.train.device import describe, peak_memory_mb, select_device, set_threads
-from fmnist.train.engine import fit
-from fmnist.train.inference import evaluate, predict_logits
-from fmnist.train.records import EpochRecord
+from fmnist.train.inference import predict_logits
 
 
 class PerSampleDataset(Dataset):
@@ -147,7 +146,7 @@ def engine_figures(
         "time_to_accuracy": "",
     }
     if target:
-        seconds, total = time_to_accuracy(name, target, device)
+        seconds, total, _ = time_to_accuracy(name, target, device)
         reached = f"in {seconds:.0f}s" if seconds is not None else f"not reached in {total:.0f}s"
         figures["time_to_accuracy"] = f"{target:.0%} {reached}"
     figures["peak_mb"] = round(peak_memory_mb(device))
@@ -164,34 +163,6 @@ def inference_rate(name: str, device: torch.device, batch: int = 500) -> float:
     predict_logits(model, test, batch, precision=precision)
     sync(device)
     return len(test) / (time.perf_counter() - start)
-
-
-def time_to_accuracy(name: str, target: float, device: torch.device) -> tuple[float | None, float]:
-    """Seconds of training (its recipe, full data) until test accuracy >= target."""
-    recipe, model, _ = setup(name, device)
-    images = 50_000 if recipe.held_out else 60_000  # the default split's sizes
-    train = to_device(*real_data(images), device)
-    test = to_device(*real_data(10_000, "test"), device)
-    reached: list[float] = []
-    elapsed = 0.0
-
-    def check(record: EpochRecord) -> None:
-        nonlocal elapsed
-        elapsed += record.seconds
-        if not reached and evaluate(model, test, 500)[1] >= target:
-            reached.append(elapsed)
-
-    fit(
-        model,
-        recipe,
-        train,
-        test,
-        torch.Generator(device=device).manual_seed(0),
-        eval_batch_size=500,
-        on_epoch=check,
-        precision=precision_for(name, device),
-    )
-    return (reached[0] if reached else None), elapsed
 
 
 def measure(

@@ -156,3 +156,20 @@ def save_small_model(path: Path) -> None:
         classes=FASHION_MNIST.classes,
         in_shape=(1, 28, 28),
     )
+
+
+def png_with_rows(width: int, height: int, rows: int) -> bytes:
+    """A grayscale PNG whose header says ``width`` x ``height`` but whose compressed data
+    holds only its first ``rows`` rows: a truncated file, or a forged huge one."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    pixels = zlib.compress(b"".join(b"\x00" + bytes([200]) * width for _ in range(rows)))
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
+    )

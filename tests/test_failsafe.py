@@ -11,16 +11,15 @@ import re
 import struct
 import subprocess
 import sys
-import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from conftest import copy_project, python_stdout, synthetic_split
+from conftest import copy_project, png_with_rows, python_stdout, synthetic_split
 
 from fmnist.core import atomic
-from fmnist.core.atomic import atomic_path, write_json
+from fmnist.core.atomic import atomic_dir, atomic_path, write_json
 from fmnist.core.errors import FormatError, PipelineError, run_stage
 from fmnist.data import formats
 from fmnist.data.datasets import FASHION_MNIST
@@ -167,6 +166,11 @@ def test_a_killed_writes_temporary_file_is_removed(tmp_path: Path) -> None:
     with atomic_path(tmp_path / "resume.pt") as tmp:
         tmp.write_bytes(b"state")
     assert not stale.exists() and (tmp_path / "resume.pt").read_bytes() == b"state"
+    stale_dir = tmp_path / ".raw.xyz.tmp"  # a download killed half-way
+    (stale_dir / "part").mkdir(parents=True)
+    with atomic_dir(tmp_path / "raw") as tmp:
+        (tmp / "file").write_text("whole")
+    assert not stale_dir.exists() and (tmp_path / "raw/file").read_text() == "whole"
 
 
 class _Payload:
@@ -296,28 +300,11 @@ def test_refused_experiments_leave_every_output_as_it_was(tmp_path: Path) -> Non
     assert "up to date" in status.stdout, status.stdout
 
 
-def _partial_png(path: Path, side: int, rows: int) -> None:
-    """A PNG whose compressed data holds only its first ``rows`` rows."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        body = kind + data
-        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
-
-    raw = b"".join(b"\x00" + bytes([200]) * side for _ in range(rows))
-    header = struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0)
-    path.write_bytes(
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(raw))
-        + chunk(b"IEND", b"")
-    )
-
-
 def test_a_mostly_missing_image_is_predicted_with_a_warning(
     tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
     path = tmp_path / "partial.png"
-    _partial_png(path, 2000, 10)
+    path.write_bytes(png_with_rows(2000, 2000, 10))
     image = load_image(path)
     assert image.size == (2000, 2000)
     assert "last 1,990 of 2,000 rows are empty" in capsys.readouterr().err
@@ -325,6 +312,6 @@ def test_a_mostly_missing_image_is_predicted_with_a_warning(
 
 def test_a_forged_huge_image_names_the_projects_limit(tmp_path: Path) -> None:
     path = tmp_path / "huge.png"
-    _partial_png(path, 30_000, 1)
+    path.write_bytes(png_with_rows(30_000, 30_000, 1))
     with pytest.raises(ImageError, match=re.escape("(over 50,000,000 pixels); resize it below")):
         load_image(path)

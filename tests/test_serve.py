@@ -4,17 +4,15 @@ page driven in headless Chromium, and bad uploads that must not take it down."""
 from __future__ import annotations
 
 import os
-import struct
 import subprocess
 import sys
-import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
 import requests
 import torch
-from conftest import ROOT, headless_chromium, save_small_model, synthetic_split
+from conftest import ROOT, headless_chromium, png_with_rows, save_small_model, synthetic_split
 from PIL import Image
 
 from bench.serve_load import start_server
@@ -87,18 +85,6 @@ def test_the_page_shows_the_evaluations_class_for_an_uploaded_png(
     assert len(bars) == len(FASHION_MNIST.classes) and outside == []
 
 
-def _png_header(width: int, height: int) -> bytes:
-    """A small PNG whose header claims ``width`` x ``height``, with one row of pixels."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        body = kind + data
-        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    row = zlib.compress(b"\x00" + bytes(width))
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", row) + chunk(b"IEND", b"")
-
-
 def test_bad_uploads_get_a_one_line_4xx_and_the_server_keeps_serving(
     server: str, tmp_path: Path
 ) -> None:
@@ -109,7 +95,7 @@ def test_bad_uploads_get_a_one_line_4xx_and_the_server_keeps_serving(
         "text": (b"just some words\n", 400, "not an image"),
         "truncated": (good.read_bytes()[:60], 400, "truncated or corrupt"),
         "oversized": (os.urandom(1_100_000), 413, "over 1 MB"),
-        "forged": (_png_header(30_000, 30_000), 400, "too large"),
+        "forged": (png_with_rows(30_000, 30_000, 1), 400, "too large"),
     }
     for name, (data, status, said) in cases.items():
         answer = requests.post(f"{server}/predict", files={"files": (name, data)}, timeout=30)

@@ -51,9 +51,12 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 
 
 def _remove_stale(path: Path) -> None:
-    """Delete temporary siblings of ``path`` (``.name.*.tmp``) that a kill left behind."""
+    """Delete temporary siblings of ``path`` (``.name.*.tmp``, files or folders) that a
+    kill left behind."""
     for stale in path.parent.glob(f".{path.name}.*.tmp"):
-        if stale.is_file():
+        if stale.is_dir():
+            shutil.rmtree(stale, ignore_errors=True)
+        else:
             stale.unlink(missing_ok=True)
 
 
@@ -70,6 +73,7 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     """Yield a temporary directory next to ``path``; on success it replaces ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale(path)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
         yield tmp

@@ -74,14 +74,14 @@ def render_result(payload: dict[str, Any]) -> str:
     return "\n".join(p for p in parts if p.strip()).rstrip("\n") + "\n"
 
 
-def zoo_table(leaderboard: dict[str, Any], params_file: Path = Path("params.yaml")) -> str:
+def zoo_table(leaderboard: dict[str, Any], params: dict[str, Any]) -> str:
     """One row per model: its report, size, reported and measured accuracy, CPU time."""
     from fmnist.models import build_model, list_models
     from fmnist.models.summary import keras_param_counts
     from fmnist.review.reference import REPORTED
 
     measured = {row["model"]: row for row in leaderboard.get("current_recipes", [])}
-    recipes = (yaml.safe_load(params_file.read_text()) or {}).get("models") or {}
+    recipes = params.get("models") or {}
     order = {name: i for i, name in enumerate(REPORTED)}  # the reports' order, A to E
     rows = []
     for name in sorted(list_models(), key=lambda n: (n in order, order.get(n, 0), n)):
@@ -123,19 +123,18 @@ def zoo_table(leaderboard: dict[str, Any], params_file: Path = Path("params.yaml
     return about + markdown_table(columns, rows) + "\n" + provenance_line(leaderboard)
 
 
-def layers_table(params_file: Path = Path("params.yaml")) -> str:
+def layers_table(params: dict[str, Any]) -> str:
     """Each model's layers (its builder's docstring, first paragraph) and its recipe in
     params.yaml, as the leaderboard describes recipes."""
     from fmnist.models.registry import builder_summary
     from fmnist.review.runs import describe_recipe
 
-    raw = yaml.safe_load(params_file.read_text()) or {}
-    recipes = raw.get("models") or {}
+    recipes = params.get("models") or {}
     rows = [
         {
             "name": f"`{name}`",
             "layers": builder_summary(name),
-            "recipe": describe_recipe(name, recipes.get(name) or {}, raw.get("prepare") or {}),
+            "recipe": describe_recipe(name, recipes.get(name) or {}, params.get("prepare") or {}),
         }
         for name in recipes
     ]
@@ -165,16 +164,17 @@ def results_index(results: dict[str, dict[str, Any]]) -> str:
 
 
 def fill(
-    text: str, results: dict[str, dict[str, Any]], source: Path, root: Path = Path(".")
+    text: str, results: dict[str, dict[str, Any]], source: Path, params: dict[str, Any]
 ) -> str:
-    """``text`` with every generated block rewritten from ``results``."""
+    """``text`` with every generated block rewritten from ``results`` and ``params``
+    (params.yaml, for the zoo's recipes)."""
 
     def block(match: re.Match[str]) -> str:
         name = match.group(2)
         if name == "zoo":
-            body = zoo_table(_need(results, "leaderboard", source), root / "params.yaml")
+            body = zoo_table(_need(results, "leaderboard", source), params)
         elif name == "layers":
-            body = layers_table(root / "params.yaml")
+            body = layers_table(params)
         elif name == "results-index":
             body = results_index(results)
         else:
@@ -193,11 +193,12 @@ def _need(results: dict[str, dict[str, Any]], name: str, source: Path) -> dict[s
 def rendered(root: Path = Path(".")) -> dict[Path, str]:
     """Every generated file's path and the text it should have."""
     results = {p.stem: load_result(p) for p in sorted((root / RESULTS).glob("*.json"))}
+    params = yaml.safe_load((root / "params.yaml").read_text()) or {}
     out = {root / RESULTS / f"{name}.md": render_result(p) for name, p in results.items()}
     for page in PAGES:
         path = root / page
         if path.is_file():
-            out[path] = fill(path.read_text(), results, page, root)
+            out[path] = fill(path.read_text(), results, page, params)
     return out
 
 
