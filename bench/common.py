@@ -24,7 +24,7 @@ from fmnist.models import build_model, list_models
 from fmnist.models.classic import ClassicModel
 from fmnist.review.docs import render_result
 from fmnist.train.batches import to_device
-from fmnist.train.device import autocast_dtype, keep_freed_memory
+from fmnist.train.device import autocast_dtype, keep_freed_memory, kernel_mode_in_effect
 from fmnist.train.engine import fit, recipe_optimizer, train_epoch
 from fmnist.train.inference import predict_logits
 from fmnist.train.params import Params, Recipe, params_from
@@ -83,7 +83,7 @@ def precision_for(name: str, device: torch.device) -> torch.dtype | None:
     """The autocast dtype the train stage would use for ``name`` on ``device`` (bf16 on
     a CUDA GPU or CPU that computes in it natively, fp32 elsewhere: see
     :func:`fmnist.train.device.autocast_dtype`), so the benchmark times what users run."""
-    return autocast_dtype(load_params_for(name).train.precision, device)
+    return autocast_dtype(load_params_for(name).train.precision, device, kernel_mode_in_effect())
 
 
 def neural_models() -> list[str]:
@@ -95,7 +95,9 @@ def neural_models() -> list[str]:
 def precision_label(device: torch.device) -> str:
     """How the train stage computes on ``device`` with params.yaml's ``train.precision``,
     for a table's header: timings in bf16 and fp32 are not comparable."""
-    precision = autocast_dtype(load_params_for(list_models()[0]).train.precision, device)
+    precision = autocast_dtype(
+        load_params_for(list_models()[0]).train.precision, device, kernel_mode_in_effect()
+    )
     return "bf16 autocast" if precision == torch.bfloat16 else "fp32"
 
 

@@ -30,7 +30,9 @@ def resolved(params: Params) -> dict[str, dict]:
         },
         "evaluate": {
             "evaluate": asdict(params.evaluate),
-            "train": {"device": train["device"], "precision": train["precision"]},
+            "train": {
+                key: train[key] for key in ("device", "precision", "reproducible", "threads")
+            },
         },
     }
 

@@ -55,8 +55,10 @@ def imported_modules(path: Path) -> set[str]:
 
 
 def closure(start: str) -> set[str]:
-    """``start`` and every project module it imports, transitively."""
-    seen, todo = set(), [start]
+    """``start``, its parent packages (``python -m stages.train`` runs ``stages/__init__``
+    first) and every project module they import, transitively."""
+    parts = start.split(".")
+    seen, todo = set(), [".".join(parts[:i]) for i in range(1, len(parts) + 1)]
     while todo:
         name = todo.pop()
         if name in seen:

@@ -20,13 +20,14 @@ from fmnist.core.atomic import atomic_path, write_json
 from fmnist.data.prepared import load_split
 from fmnist.train.batches import to_device
 from fmnist.train.checkpoint import load_checkpoint
-from fmnist.train.device import autocast_dtype, select_device
+from fmnist.train.device import autocast_dtype, select_device, set_threads
 from fmnist.train.inference import predict_logits
 from fmnist.train.params import Params
 
 
 def run_evaluation(params: Params) -> dict[str, Any]:
     """Evaluate models/model.pt on the test split; write metrics, predictions and plots."""
+    set_threads(params.train.threads, reproducible=params.train.reproducible)
     device = select_device(params.train.device)
     model, meta = load_checkpoint(layout.MODEL, device)
     classes = tuple(meta["classes"])
@@ -35,7 +36,7 @@ def run_evaluation(params: Params) -> dict[str, Any]:
     # flip TTA: asked for here, or part of the model's recipe (saved in its checkpoint)
     recipe = meta["extra"].get("recipe", {})
     tta = params.evaluate.tta or bool(recipe.get("tta"))
-    precision = autocast_dtype(params.train.precision, device)
+    precision = autocast_dtype(params.train.precision, device, params.train.reproducible)
     logits = predict_logits(
         model, data, params.evaluate.batch_size, tta, precision, int(recipe.get("tta_shift", 0))
     )

@@ -10,6 +10,7 @@ import sys
 import numpy as np
 import torch
 
+from fmnist.core import kernels
 from fmnist.core.errors import PipelineError
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -35,12 +36,16 @@ def select_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
-def set_threads(threads: int, share: int = 1) -> int:
+def set_threads(threads: int, share: int = 1, reproducible: str = "fastest") -> int:
     """Use ``threads`` CPU threads; return the count.
 
-    0 means: ``FMNIST_THREADS`` if set (parallel ``dvc queue`` workers share the cores that
-    way), else this process's share of the cores it may use (``share`` processes, DDP).
+    0 means: for a ``portable`` run, 2 on every machine (each thread sums its own share,
+    so the count is part of the result); else ``FMNIST_THREADS`` if set (parallel ``dvc
+    queue`` workers share the cores that way), else this process's share of the cores it
+    may use (``share`` processes, DDP).
     """
+    if reproducible == "portable":
+        threads = kernels.portable_threads(threads)
     cores = len(os.sched_getaffinity(0))
     threads = threads or int(os.environ.get("FMNIST_THREADS", "0")) or max(1, cores // share)
     torch.set_num_threads(threads)
@@ -102,23 +107,53 @@ def cpu_has_native_bf16() -> bool:
     return any(getattr(torch.cpu, probe, lambda: False)() for probe in probes)
 
 
-def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+def autocast_dtype(
+    precision: str, device: torch.device, reproducible: str = "fastest"
+) -> torch.dtype | None:
     """The autocast dtype for ``precision`` on ``device``, or None for plain fp32.
 
     ``auto`` uses bf16 where the hardware computes in it natively: CUDA GPUs that
     support it (tensor cores, half the memory traffic) and CPUs with AVX512-BF16 or AMX
     (:func:`cpu_has_native_bf16`); elsewhere bf16 is slower than fp32, so ``auto`` keeps
-    fp32. The accuracy it costs is measured by ``python -m bench.parity``.
+    fp32. The accuracy it costs is measured by ``python -m bench.parity``. A
+    ``portable`` CPU run computes in fp32: its AVX2 baseline has no bf16 (see
+    :mod:`fmnist.core.kernels`).
     """
+    portable_cpu = reproducible == "portable" and device.type == "cpu"
     if precision == "bf16":
+        if portable_cpu:
+            raise PipelineError(
+                "train.precision is bf16, but train.reproducible: portable computes on the "
+                "CPU in fp32 (its AVX2 baseline has no bf16); set train.reproducible=fastest "
+                "or train.precision=auto"
+            )
         return torch.bfloat16
-    if precision != "auto":
+    if precision != "auto" or portable_cpu:
         return None
     if device.type == "cuda" and torch.cuda.is_bf16_supported():
         return torch.bfloat16
     if device.type == "cpu" and cpu_has_native_bf16():
         return torch.bfloat16
     return None
+
+
+def kernel_mode_in_effect() -> str:
+    """``portable`` where this process's CPU kernels are pinned, else ``fastest``: what a
+    benchmark that did not choose a mode times."""
+    return "portable" if kernels.is_pinned() else "fastest"
+
+
+def set_up_kernels(reproducible: str, device: torch.device) -> None:
+    """Make ``reproducible`` hold on ``device``: cuDNN's deterministic algorithms for a
+    portable GPU run (identical on the same GPU model and software only), its autotuner
+    for the fastest one; on the CPU, say when portable was asked for but is not pinned."""
+    if device.type == "cuda":
+        portable = reproducible == "portable"
+        torch.backends.cudnn.deterministic = portable
+        torch.backends.cudnn.benchmark = not portable
+        return
+    if device.type == "cpu" and (notice := kernels.unpinned_notice(reproducible)):
+        print(notice, file=sys.stderr)
 
 
 def peak_memory_mb(device: torch.device) -> float:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fmnist.core import kernels
 from fmnist.core.config import failed_checks, raise_problems, read_params_file, section
 from fmnist.core.errors import PipelineError
 from fmnist.data.datasets import DATASETS
@@ -69,6 +70,7 @@ class TrainParams:
     launcher: str = "python"
     nproc: int = 2
     precision: str = "auto"  # auto: bf16 autocast where the GPU or CPU computes in bf16
+    reproducible: str = "portable"  # portable: the same result on every x86 CPU; fastest
 
 
 @dataclass(frozen=True)
@@ -198,6 +200,10 @@ def _check_recipe(prefix: str, r: Recipe, problems: list[str]) -> None:
 def _check_values(train: TrainParams, evaluate: EvaluateParams, problems: list[str]) -> None:
     if train.precision not in PRECISIONS:
         problems.append(f"train.precision is {train.precision!r}; valid: {', '.join(PRECISIONS)}")
+    if train.reproducible not in kernels.MODES:
+        problems.append(
+            f"train.reproducible is {train.reproducible!r}; valid: {', '.join(kernels.MODES)}"
+        )
     if train.launcher not in LAUNCHERS:
         problems.append(f"train.launcher is {train.launcher!r}; valid: {', '.join(LAUNCHERS)}")
     if train.device not in DEVICES:

@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from fmnist.core import layout, plots
+from fmnist.core import kernels, layout, plots
 from fmnist.core.atomic import atomic_path, write_json, write_text
 from fmnist.core.errors import PipelineError
 from fmnist.core.machine import machine_info
@@ -33,6 +33,7 @@ from fmnist.train.device import (
     seed_everything,
     select_device,
     set_threads,
+    set_up_kernels,
 )
 from fmnist.train.engine import fit
 from fmnist.train.params import Params
@@ -81,9 +82,11 @@ def run_training(params: Params) -> dict[str, Any]:
 def _set_up(params: Params) -> _Run:
     spec = DATASETS[params.data.dataset]
     world = distributed.launched_world()
-    threads = set_threads(params.train.threads, share=world.size)
+    mode = params.train.reproducible
+    threads = set_threads(params.train.threads, share=world.size, reproducible=mode)
     keep_freed_memory()
     device = distributed.init(world, select_device(params.train.device))
+    set_up_kernels(mode, device)
     seed_everything(params.train.seed + world.rank)  # dropout differs per process
     train_split, val_split = _splits(params)
     model = build_model(params.model, params.recipe.arch, spec.shape, len(spec.classes))
@@ -109,7 +112,7 @@ def _set_up(params: Params) -> _Run:
         trained=distributed.wrap(model, world, device),
         # augmentation differs per process; the shuffle order (seed) is shared by all
         generator=torch.Generator(device=device).manual_seed(params.train.seed + world.rank),
-        precision=autocast_dtype(params.train.precision, device),
+        precision=autocast_dtype(params.train.precision, device, mode),
         fingerprint=fingerprint,
         resume=load_resume(fingerprint) if params.train.resume else None,
         summary=summary_text,
@@ -196,8 +199,10 @@ def _write_outputs(run: _Run, params: Params, result: FitResult) -> dict[str, An
         "train_images": len(run.train_split),
         "val_held_out": held_out,  # false: val was trained on, its accuracy is no estimate
         "peak_memory_mb": round(peak_memory_mb(run.device)),  # RSS; on CUDA, tensors allocated
-        # another CPU kind computes other last digits: say which one this was
+        # another CPU kind computes other last digits: say which one this was, and which
+        # kernels ran (`python -m fmnist.review.verify` reads both)
         "machine": machine_info(),
+        "kernels": kernels.in_effect(params.train.reproducible),
     }
     info = {"train": where | _outcome(params, result, history, run.model)}
     write_json(layout.TRAIN_JSON, info)
@@ -270,6 +275,7 @@ def run_fingerprint(params: Params, device: torch.device) -> str:
         "seed": params.train.seed,
         "device": device.type,
         "precision": params.train.precision,
+        "reproducible": params.train.reproducible,
         "dataset": params.data.dataset,
     }
     digest.update(json.dumps(key, sort_keys=True).encode())
