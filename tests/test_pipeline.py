@@ -137,9 +137,46 @@ def test_same_params_give_identical_metrics(repo: Path) -> None:
     assert (repo / "metrics/metrics.json").read_bytes() == before
 
 
-def test_experiment_switches_model_and_diffs_show_it(repo: Path) -> None:
+REFERENCE = Path(__file__).parent / "reference" / "portable.json"
+
+
+def test_portable_run_matches_the_reference_made_on_another_machine(repo: Path) -> None:
+    """The CI guard of train.reproducible: portable. The small run's weights and results,
+    bit for bit, as committed from the machine named in the reference file, on whatever
+    x86 CPU this runs. After an intended change (recipe, torch) remake it with
+    FMNIST_WRITE_REFERENCE=1 on any x86 machine with AVX2."""
+    code = (
+        "from fmnist.review.verify import result_digests as d; import json; print(json.dumps(d()))"
+    )
+    digests = json.loads(run(repo, sys.executable, "-c", code))
+    train = json.loads((repo / "metrics/train.json").read_text())["train"]
+    assert train["kernels"]["pinned"] and train["threads"] == 2 and train["precision"] == "fp32"
+    if os.environ.get("FMNIST_WRITE_REFERENCE"):
+        made_on = {"cpu": train["machine"]["cpu"], "isa": train["machine"]["isa"]}
+        made_on |= {k: train["kernels"][k] for k in ("torch", "onednn", "mkl")}
+        REFERENCE.parent.mkdir(exist_ok=True)
+        REFERENCE.write_text(json.dumps({"made_on": made_on, "sha256": digests}, indent=2) + "\n")
+    reference = json.loads(REFERENCE.read_text())
+    assert digests == reference["sha256"], (
+        f"portable results differ from those made on {reference['made_on']}: "
+        f"this CPU is {train['machine']['cpu']} ({train['machine']['isa']})"
+    )
+
+
+def test_verify_answers_identical_then_names_the_changed_param(repo: Path) -> None:
     run(repo, "git", "add", "-A")
     run(repo, "git", "commit", "-qm", "baseline")
+    verify = (sys.executable, "-m", "fmnist.review.verify")
+    assert run(repo, *verify).startswith("identical: metrics.json, predictions.csv and the 4 ")
+    dvc(repo, "exp", "run", "-S", "train.seed=7")
+    out = run(repo, *verify, check=False)
+    assert out.startswith("different (") and "test accuracy" in out
+    assert "train.seed 7 (HEAD: 42)" in out and "kernels" not in out
+    dvc(repo, "exp", "run", "-S", "train.seed=42")
+    assert run(repo, *verify).startswith("identical: ")
+
+
+def test_experiment_switches_model_and_diffs_show_it(repo: Path) -> None:
     dvc(repo, "exp", "run", "-S", "model=cnn1", "-S", "models.cnn1.epochs=1")
     train = json.loads((repo / "metrics/train.json").read_text())["train"]
     assert train["model"] == "cnn1" and train["train_images"] == 1000 and train["val_held_out"]
