@@ -261,6 +261,15 @@ def test_a_benchmark_records_its_command_date_and_machine(tmp_path: Path) -> Non
     assert "| cnn1 | 128 |" in table and "by `python -m bench.epoch_seconds cnn1" in table
 
 
+def test_the_kernel_cost_is_timed_per_mode_in_processes_of_their_own(tmp_path: Path) -> None:
+    out = tmp_path / "kernels"
+    payload = _benchmark("bench.kernels", out, "cnn1", "--rounds", "1", "--steps", "2")
+    (row,) = payload["rows"]
+    assert row["model"] == "cnn1" and row["portable"] > 0 and row["fastest"] > 0
+    assert row["cost"] == round(row["portable"] / row["fastest"], 2)
+    assert "| cnn1 |" in out.with_suffix(".md").read_text()
+
+
 def test_the_gpu_suite_runs_tiny_on_a_cpu_and_writes_every_field(tmp_path: Path) -> None:
     out = tmp_path / "gpu"
     payload = _benchmark("bench.gpu_suite", out, "--device", "cpu", "--tiny")
