@@ -57,12 +57,13 @@ def _cpuinfo() -> str:
 
 def pin(mode: str) -> bool:
     """Set the environment for ``mode`` before torch runs a kernel; return whether the
-    portable baseline is pinned. ``fastest`` and CPUs that cannot run the baseline
-    (ARM, x86 without AVX2) leave the environment as it is."""
-    if mode != "portable" or not cpu_runs_baseline():
+    portable baseline is pinned. ``fastest``, CPUs that cannot run the baseline (ARM,
+    x86 without AVX2) and a process that has imported torch already (a notebook, a test
+    importing a stage) leave the environment as it is: the libraries may have read it,
+    and a half-applied pin would be worse than none. A run records ``pinned: false``
+    then, and :func:`unpinned_notice` says why on stderr."""
+    if mode != "portable" or not cpu_runs_baseline() or "torch" in sys.modules:
         return False
-    if "torch" in sys.modules:
-        raise RuntimeError("pin the CPU kernels before importing torch: they are read once")
     os.environ.update(PORTABLE_ENV)
     return True
 
