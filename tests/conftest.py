@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from bench.project_copy import copy_project  # noqa: F401  (the tests import it from here)
 from fmnist.data import formats
 from fmnist.data.datasets import FASHION_MNIST, DatasetSpec, IdxFile
 
@@ -92,27 +93,6 @@ def in_tmp(tmp_path: Path):
         yield tmp_path
     finally:
         os.chdir(old)
-
-
-def copy_project(repo: Path, overrides: dict[tuple[str, ...], object]) -> Path:
-    """The pipeline's code, dvc.yaml and params.yaml in ``repo``, with params.yaml's
-    ``overrides`` (a key path -> value, e.g. a small profile) applied; not yet git/DVC."""
-    import shutil
-
-    import yaml
-
-    repo.mkdir(parents=True, exist_ok=True)
-    for name in ("fmnist", "stages"):
-        shutil.copytree(ROOT / name, repo / name, ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copy(ROOT / "dvc.yaml", repo)
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    for keys, value in overrides.items():
-        node = params
-        for key in keys[:-1]:
-            node = node[key]
-        node[keys[-1]] = value
-    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    return repo
 
 
 def headless_chromium(profile: Path):

@@ -19,15 +19,11 @@ import pytest
 import yaml
 from conftest import copy_project
 
+from bench.project_copy import GUARD_PROFILE
+
 pytestmark = pytest.mark.e2e
 BIN = Path(sys.executable).parent
-SMALL = {
-    ("prepare", "train_limit"): 1100,
-    ("prepare", "val_size"): 100,
-    ("prepare", "test_limit"): 200,
-    ("models", "fastcnn", "epochs"): 2,
-    ("models", "fastcnn", "arch", "width"): 8,
-}
+SMALL = GUARD_PROFILE  # tests/reference/portable.json was made with it
 
 
 def run(repo: Path, *args: str, check: bool = True) -> str:
