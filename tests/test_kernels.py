@@ -159,6 +159,10 @@ def test_a_broken_portable_promise_is_reported_as_one() -> None:
     line = verify._unexplained(RUN, _other(isa=["amx_bf16"]))
     assert "breaks the portable promise" in line
     assert "nothing recorded differs (" in verify._unexplained(RUN, _other(pinned=False))
+    rmsprop = RUN | {"optimizer": "rmsprop"}
+    other_cpu = _other(isa=["amx_bf16"], optimizer="rmsprop")
+    other_cpu["machine"]["cpu"] = "Intel Xeon"
+    assert "picks its code by CPU vendor" in verify._unexplained(rmsprop, other_cpu)
 
 
 def test_seed_spread_prefers_the_current_recipes_seeds(tmp_path: Path) -> None:
