@@ -250,6 +250,8 @@ REFUSED = {
     "prepare.val_size=70000": "prepare.val_size is 70000 but only 600 training images",
     "data.dataset=svhn": "data.dataset is 'svhn'; valid: fashion-mnist",
     "model=nope": "model is 'nope'; valid names: bilstm, cifar-cnn",
+    "train.reproducible=fast": "train.reproducible is 'fast'; valid: portable, fastest",
+    "train.precision=bf16": "train.precision is bf16, but train.reproducible: portable",
 }
 
 

@@ -122,11 +122,7 @@ def autocast_dtype(
     portable_cpu = reproducible == "portable" and device.type == "cpu"
     if precision == "bf16":
         if portable_cpu:
-            raise PipelineError(
-                "train.precision is bf16, but train.reproducible: portable computes on the "
-                "CPU in fp32 (its AVX2 baseline has no bf16); set train.reproducible=fastest "
-                "or train.precision=auto"
-            )
+            raise PipelineError(PORTABLE_BF16)
         return torch.bfloat16
     if precision != "auto" or portable_cpu:
         return None
@@ -135,6 +131,19 @@ def autocast_dtype(
     if device.type == "cpu" and cpu_has_native_bf16():
         return torch.bfloat16
     return None
+
+
+PORTABLE_BF16 = (
+    "train.precision is bf16, but train.reproducible: portable computes on the CPU in fp32 "
+    "(its AVX2 baseline has no bf16); set train.reproducible=fastest or train.precision=auto"
+)
+
+
+def portable_bf16_refused(precision: str, reproducible: str, device: str) -> bool:
+    """Whether these params ask for bf16 on a portable CPU run, which cannot be: what
+    stage check refuses before any output is touched (``auto`` resolving to the CPU)."""
+    on_cpu = device == "cpu" or (device == "auto" and select_device("auto").type == "cpu")
+    return precision == "bf16" and reproducible == "portable" and on_cpu
 
 
 def kernel_mode_in_effect() -> str:

@@ -20,7 +20,7 @@ from fmnist.data.datasets import DATASETS
 from fmnist.data.params import DataParams, PrepareParams, parse_data
 from fmnist.models import build_model, check_arch, list_models
 from fmnist.train.augment import Augment
-from fmnist.train.device import DEVICES
+from fmnist.train.device import DEVICES, PORTABLE_BF16, portable_bf16_refused
 from fmnist.train.optim import OPTIMIZERS, SCHEDULES
 
 LAUNCHERS = ("python", "torchrun")
@@ -204,6 +204,8 @@ def _check_values(train: TrainParams, evaluate: EvaluateParams, problems: list[s
         problems.append(
             f"train.reproducible is {train.reproducible!r}; valid: {', '.join(kernels.MODES)}"
         )
+    elif portable_bf16_refused(train.precision, train.reproducible, train.device):
+        problems.append(PORTABLE_BF16)
     if train.launcher not in LAUNCHERS:
         problems.append(f"train.launcher is {train.launcher!r}; valid: {', '.join(LAUNCHERS)}")
     if train.device not in DEVICES:
