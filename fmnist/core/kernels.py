@@ -22,6 +22,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from fmnist.core.machine import cpu_flags
+
 MODES = ("portable", "fastest")
 BASELINE = "AVX2"  # the instruction set every developer and CI machine has
 PORTABLE_THREADS = 2  # summation order splits by thread: one count for every machine
@@ -40,19 +42,8 @@ def cpu_runs_baseline(cpuinfo: str | None = None) -> bool:
     """
     if platform.machine().lower() not in ("x86_64", "amd64"):
         return False
-    text = cpuinfo if cpuinfo is not None else _cpuinfo()
-    for line in text.splitlines():
-        if line.startswith("flags"):
-            flags = set(line.split(":", 1)[1].split())
-            return {"avx2", "fma"} <= flags
-    return True
-
-
-def _cpuinfo() -> str:
-    try:
-        return Path("/proc/cpuinfo").read_text()
-    except OSError:  # not Linux
-        return ""
+    flags = cpu_flags(cpuinfo)
+    return flags is None or {"avx2", "fma"} <= flags
 
 
 def pin(mode: str) -> bool:

@@ -24,13 +24,18 @@ def cpu_model(cpuinfo: str | None = None) -> str:
     return platform.processor() or platform.machine()
 
 
-def isa_flags(cpuinfo: str | None = None) -> list[str]:
-    """The kernel-deciding flags this CPU has, in :data:`ISA_FLAGS` order."""
+def cpu_flags(cpuinfo: str | None = None) -> set[str] | None:
+    """Every flag /proc/cpuinfo lists for this CPU; None where there is no such list."""
     for line in (cpuinfo if cpuinfo is not None else _cpuinfo()).splitlines():
         if line.startswith("flags"):
-            present = set(line.split(":", 1)[1].split())
-            return [f for f in ISA_FLAGS if f in present]
-    return []
+            return set(line.split(":", 1)[1].split())
+    return None
+
+
+def isa_flags(cpuinfo: str | None = None) -> list[str]:
+    """The kernel-deciding flags this CPU has, in :data:`ISA_FLAGS` order."""
+    present = cpu_flags(cpuinfo) or set()
+    return [f for f in ISA_FLAGS if f in present]
 
 
 def _cpuinfo() -> str:
