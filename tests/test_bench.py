@@ -289,3 +289,56 @@ def test_the_gpu_suite_runs_tiny_on_a_cpu_and_writes_every_field(tmp_path: Path)
     ]
     assert payload["machine"]["cores"] >= 1 and payload["skipped"] == []
     assert "| cnn2-bn | 128 |" in out.with_suffix(".md").read_text()
+
+
+def _prepared(folder: Path) -> Path:
+    """Tiny prepared splits as `dvc repro prepare` writes them."""
+    from fmnist.data.prepared import save_split
+
+    folder.mkdir()
+    for split, (n, seed) in {"train": (300, 1), "val": (100, 2), "test": (100, 3)}.items():
+        images, labels = synthetic_split(n, seed)
+        save_split(folder / f"{split}.npz", Split(images, labels.astype(np.int64)))
+    return folder
+
+
+def test_the_budget_bench_scores_each_variant_over_seeds(tmp_path: Path) -> None:
+    data = _prepared(tmp_path / "prepared")
+    out = tmp_path / "budget"
+    payload = _benchmark(
+        "bench.budget",
+        out,
+        "fastcnn epochs=1",
+        "fastcnn epochs=1 arch.width=8",
+        "--seeds",
+        "3",
+        "3",
+        "4",
+        "--data",
+        str(data),
+    )
+    narrow = payload["rows"][1]
+    assert [r["variant"] for r in payload["rows"]] == ["fastcnn epochs=1", narrow["variant"]]
+    runs = narrow["runs"]
+    assert [r["seed"] for r in runs] == [3, 3, 4] and narrow["epochs"] == 1
+    # same seed, same result: the bench trains as reproducibly as the train stage
+    assert runs[0]["test_accuracy"] == runs[1]["test_accuracy"]
+    accuracies = [r["test_accuracy"] for r in runs]
+    assert narrow["mean"] == round(sum(accuracies) / 3, 2) and narrow["low"] == min(accuracies)
+    assert narrow["seconds"] > 0 and payload["kernels"] == "portable"
+    assert "| fastcnn epochs=1 | 1 |" in out.with_suffix(".md").read_text()
+
+
+def test_the_budget_bench_refuses_a_bad_override_in_one_line(tmp_path: Path) -> None:
+    run = subprocess.run(
+        [sys.executable, "-m", "bench.budget", "fastcnn lr=-1", "--data", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode != 0
+    assert run.stderr.strip().splitlines() == [
+        "error: params.yaml with model 'fastcnn' and {'lr': -1}: 1 problem(s): "
+        "models.fastcnn.lr is -1.0; use a positive learning rate, e.g. 0.001"
+    ]
