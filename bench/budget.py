@@ -88,6 +88,12 @@ def train_and_score(params: Any, seed: int, data: Path) -> dict[str, Any]:
         splits[1],
         torch.Generator(device=device).manual_seed(seed),
         eval_batch_size=params.train.eval_batch_size,
+        on_epoch=lambda r: print(
+            f"  seed {seed} epoch {r.epoch}/{recipe.epochs}: train loss {r.train_loss:.4f}, "
+            f"{r.seconds:.1f} s",
+            file=sys.stderr,
+            flush=True,
+        ),
         seed=seed,
         precision=precision,
     )
