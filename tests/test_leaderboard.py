@@ -274,3 +274,12 @@ def test_bf16_runs_are_marked_and_summarised_apart_from_fp32() -> None:
     assert sorted(r.device for r in rows) == ["cpu", "cpu", "cpu bf16", "cpu bf16"]
     assert sorted(s.device for s in seed_summaries(rows)) == ["cpu", "cpu bf16"]
     assert {s.device for s in model_summaries(rows)} == {"cpu bf16"}  # the better mean
+
+
+def test_a_mean_over_seeds_is_shown_before_one_luckier_run_elsewhere() -> None:
+    revs = [_rev("cnn1", 0.90 + i / 1000, 100.0 + i, f"r{i}", seed=i) for i in range(3)]
+    lucky = _rev("cnn1", 0.95, 50.0, "lucky", seed=7)
+    lucky["data"]["metrics"]["metrics/train.json"]["data"]["train"]["precision"] = "bf16"
+    (line,) = model_summaries(_rows(*revs, lucky))
+    assert (line.device, line.seeds, line.accuracy) == ("cpu", 3, "90.10 ± 0.10")
+    assert line.best == 95.0  # the best single run is still reported beside the mean

@@ -92,23 +92,24 @@ class ModelSummary:
 
 
 def model_summaries(rows: list[Row], recipes: dict[str, str] | None = None) -> list[ModelSummary]:
-    """One line per model, best first. Its recipe is the one with the highest mean test
-    accuracy over seeds (a recipe run once counts as one seed), on one device kind; with
-    ``recipes`` (model -> recipe description), that recipe only."""
+    """One line per model, best first. Its recipe is the one run with the most seeds,
+    then the highest mean test accuracy over them (a recipe run once counts as one
+    seed), on one device kind: one lucky run elsewhere does not replace a mean over
+    several. With ``recipes`` (model -> recipe description), that recipe only."""
     groups: dict[tuple[str, str, str], dict[Any, Row]] = {}
     for r in rows:
         if recipes is not None and recipes.get(r.model) != r.recipe:
             continue
         key = (r.model, r.recipe, r.device)
         groups.setdefault(key, {}).setdefault(r.seed if r.seed is not None else r.experiment, r)
-    best_group: dict[str, tuple[float, tuple[str, str, str], list[Row]]] = {}
+    best_group: dict[str, tuple[tuple[int, float], tuple[str, str, str], list[Row]]] = {}
     for key, by_seed in groups.items():
         runs = list(by_seed.values())
-        mean = statistics.mean(r.test_accuracy for r in runs)
-        if key[0] not in best_group or mean > best_group[key[0]][0]:
-            best_group[key[0]] = (mean, key, runs)
+        rank = (len(runs), statistics.mean(r.test_accuracy for r in runs))
+        if key[0] not in best_group or rank > best_group[key[0]][0]:
+            best_group[key[0]] = (rank, key, runs)
     summaries = []
-    for model, (mean, (_, recipe, device), runs) in best_group.items():
+    for model, ((_, mean), (_, recipe, device), runs) in best_group.items():
         accuracies = [r.test_accuracy for r in runs]
         spread = f" ± {statistics.stdev(accuracies):.2f}" if len(runs) > 1 else ""
         seconds = statistics.mean(r.seconds for r in runs)
