@@ -63,8 +63,9 @@ def compare(
     target = TARGET.get(name, 1 / 2)
     return {
         "model": name,
-        "engine": statistics.median(engine),
-        "keras": statistics.median(keras),
+        # rounded: the median of an even number of rounds is a mean, 15.899999999999999
+        "engine": round(statistics.median(engine), 2),
+        "keras": round(statistics.median(keras), 2),
         "engine_rounds": engine,
         "keras_rounds": keras,
         "ratio": round(ratio, 3),
