@@ -60,9 +60,11 @@ def variant_params(raw: dict[str, Any], model: str, overrides: dict[str, Any]) -
     return params_from(raw, f"params.yaml with model {model!r} and {overrides or 'its recipe'}")
 
 
-def train_and_score(params: Any, seed: int, data: Path) -> dict[str, Any]:
-    """Train ``params``' model with ``seed`` as the train stage does; its test accuracy
-    (the recipe's TTA) and training seconds."""
+def train(params: Any, seed: int, data: Path) -> tuple[Any, list[Any], float, Any]:
+    """Train ``params``' model with ``seed`` as the train stage does, from the prepared
+    splits in ``data``: the model (its kept weights loaded), the splits on the device
+    (train, val, test; train includes val when the recipe learns from it), the training
+    seconds and the autocast dtype."""
     import torch
 
     from fmnist.data.prepared import load_split
@@ -70,7 +72,6 @@ def train_and_score(params: Any, seed: int, data: Path) -> dict[str, Any]:
     from fmnist.train.batches import to_device
     from fmnist.train.device import autocast_dtype, seed_everything, select_device
     from fmnist.train.engine import fit
-    from fmnist.train.inference import predict_logits
 
     recipe, mode = params.recipe, params.train.reproducible
     train, val, test = (load_split(data / f"{s}.npz") for s in ("train", "val", "test"))
@@ -98,16 +99,27 @@ def train_and_score(params: Any, seed: int, data: Path) -> dict[str, Any]:
         precision=precision,
     )
     model.load_state_dict(result.best_state)
-    tta = params.evaluate.tta or recipe.tta  # as the evaluate stage decides
+    return model, splits, round(sum(r.seconds for r in result.history), 1), precision
+
+
+def test_accuracy(params: Any, model: Any, test: Any, precision: Any) -> float:
+    """Percent of the ``test`` split right, with the test-time augmentation the evaluate
+    stage would use for ``params``."""
+    from fmnist.train.inference import predict_logits
+
+    tta = params.evaluate.tta or params.recipe.tta  # as the evaluate stage decides
     logits = predict_logits(
-        model, splits[2], params.evaluate.batch_size, tta, precision, recipe.tta_shift
+        model, test, params.evaluate.batch_size, tta, precision, params.recipe.tta_shift
     )
-    accuracy = (logits.argmax(1) == splits[2].labels).float().mean().item()
-    return {
-        "seed": seed,
-        "test_accuracy": round(100 * accuracy, 2),
-        "seconds": round(sum(r.seconds for r in result.history), 1),
-    }
+    return round(100 * (logits.argmax(1) == test.labels).float().mean().item(), 2)
+
+
+def train_and_score(params: Any, seed: int, data: Path) -> dict[str, Any]:
+    """Train ``params``' model with ``seed`` as the train stage does; its test accuracy
+    (the recipe's TTA) and training seconds."""
+    model, splits, seconds, precision = train(params, seed, data)
+    accuracy = test_accuracy(params, model, splits[2], precision)
+    return {"seed": seed, "test_accuracy": accuracy, "seconds": seconds}
 
 
 def summarise(variant: str, params: Any, runs: list[dict[str, Any]]) -> dict[str, Any]:
