@@ -342,3 +342,63 @@ def test_the_budget_bench_refuses_a_bad_override_in_one_line(tmp_path: Path) -> 
         "error: params.yaml with model 'fastcnn' and {'lr': -1}: 1 problem(s): "
         "models.fastcnn.lr is -1.0; use a positive learning rate, e.g. 0.001"
     ]
+
+
+def test_distillation_at_weight_zero_is_the_student_alone_and_the_teacher_is_cached(
+    tmp_path: Path,
+) -> None:
+    data = _prepared(tmp_path / "prepared")
+    cache = tmp_path / "teacher.pt"
+    student = "fastcnn epochs=1 arch.width=4"
+    common = ["--seeds", "3", "--data", str(data), "--teacher-cache", str(cache)]
+    args = ["fastcnn epochs=1 arch.width=8", student, "--mix", "0:1", "0.5:2", *common]
+    payload = _benchmark("bench.distill", tmp_path / "distill", *args)
+    teacher, alone, taught = payload["rows"]
+    assert (teacher["role"], alone["role"], taught["role"]) == (
+        "teacher",
+        "student alone",
+        "student",
+    )
+    assert (taught["alpha"], taught["temperature"]) == (0.5, 2.0) and teacher["seconds"] > 0
+    budget = _benchmark(
+        "bench.budget", tmp_path / "budget", student, "--seeds", "3", "--data", str(data)
+    )
+    # the distillation loop at alpha 0 is the engine's loop: the same run as bench.budget's
+    assert alone["runs"][0]["test_accuracy"] == budget["rows"][0]["runs"][0]["test_accuracy"]
+    saved = torch.load(cache, weights_only=True)
+    assert saved["logits"].shape == (400, 2, 10) and saved["variant"] == args[0]
+    # the cache answers for its own teacher only
+    other = subprocess.run(
+        [sys.executable, "-m", "bench.distill", "fastcnn epochs=2", student, *common],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert other.returncode != 0
+    assert other.stderr.strip().splitlines() == [
+        f"error: {cache} holds the teacher {args[0]!r} seed 3, not 'fastcnn epochs=2' "
+        "seed 3: delete it or name another --teacher-cache"
+    ]
+
+
+def test_distillation_refuses_a_student_augmented_beyond_flips(tmp_path: Path) -> None:
+    data = _prepared(tmp_path / "prepared")
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench.distill",
+            "fastcnn epochs=1 arch.width=4",
+            "fastcnn epochs=1 augment.crop_padding=2",
+            "--data",
+            str(data),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode != 0
+    (line,) = run.stderr.strip().splitlines()
+    assert "is more than flips" in line and "set it to {hflip: true}" in line
