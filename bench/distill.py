@@ -80,7 +80,15 @@ def cached_teacher(variant: str, params: Any, seed: int, data: Path, cache: Path
     from fmnist.core.atomic import atomic_path
 
     if cache is not None and cache.is_file():
-        saved = torch.load(cache, weights_only=True)
+        try:
+            saved = torch.load(cache, weights_only=True)
+        except Exception as exc:  # truncated, not torch's format, or holding code
+            raise PipelineError(
+                f"{cache} is not a teacher cache this bench wrote ({type(exc).__name__}): "
+                "delete it, or name another --teacher-cache"
+            ) from None
+        if not isinstance(saved, dict) or "logits" not in saved:
+            raise PipelineError(f"{cache} holds no teacher logits: delete it, or name another")
         if (saved.get("variant"), saved.get("seed")) != (variant, seed):
             raise PipelineError(
                 f"{cache} holds the teacher {saved.get('variant')!r} seed {saved.get('seed')}, "

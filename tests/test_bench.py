@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import statistics
 import subprocess
 import sys
 from dataclasses import replace
@@ -325,7 +326,8 @@ def test_the_budget_bench_scores_each_variant_over_seeds(tmp_path: Path) -> None
     assert runs[0]["test_accuracy"] == runs[1]["test_accuracy"]
     accuracies = [r["test_accuracy"] for r in runs]
     assert narrow["mean"] == round(sum(accuracies) / 3, 2) and narrow["low"] == min(accuracies)
-    assert narrow["seconds"] > 0 and payload["kernels"] == "portable"
+    assert all(r["seconds"] > 0 for r in runs) and payload["kernels"] == "portable"
+    assert narrow["seconds"] == round(statistics.mean(r["seconds"] for r in runs), 1)
     assert "| fastcnn epochs=1 | 1 |" in out.with_suffix(".md").read_text()
 
 
@@ -402,3 +404,26 @@ def test_distillation_refuses_a_student_augmented_beyond_flips(tmp_path: Path) -
     assert run.returncode != 0
     (line,) = run.stderr.strip().splitlines()
     assert "is more than flips" in line and "set it to {hflip: true}" in line
+
+
+@pytest.mark.parametrize("text", ["0.7", "2:4", "0.5:0", "a:b"])
+def test_a_distillation_mix_outside_its_range_is_refused_in_one_line(text: str) -> None:
+    from bench.distill import parse_mix
+    from fmnist.core.errors import PipelineError
+
+    assert parse_mix("0.3:4") == (0.3, 4.0)
+    with pytest.raises(PipelineError, match="give alpha:T with 0 <= alpha <= 1 and T > 0"):
+        parse_mix(text)
+
+
+def test_a_teacher_cache_that_is_not_one_is_refused_in_one_line(tmp_path: Path) -> None:
+    from bench.distill import cached_teacher
+    from fmnist.core.errors import PipelineError
+
+    cache = tmp_path / "teacher.pt"
+    cache.write_bytes(b"not a torch file")
+    with pytest.raises(PipelineError, match="is not a teacher cache this bench wrote"):
+        cached_teacher("fastcnn", None, 42, tmp_path, cache)
+    torch.save({"variant": "fastcnn"}, cache)
+    with pytest.raises(PipelineError, match="holds no teacher logits"):
+        cached_teacher("fastcnn", None, 42, tmp_path, cache)
