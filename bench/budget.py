@@ -26,6 +26,24 @@ from fmnist.core import kernels
 from fmnist.core.errors import PipelineError, run_stage
 
 
+def pinned_params() -> tuple[dict[str, Any], str]:
+    """params.yaml as read, and its ``train.reproducible`` mode, with the CPU kernels
+    pinned to that mode: before torch loads, as the stages do."""
+    raw = yaml.safe_load(Path("params.yaml").read_text())
+    mode = (raw.get("train") or {}).get("reproducible", "portable")
+    kernels.pin(mode)
+    return raw, mode
+
+
+def require_prepared(data: Path) -> None:
+    """A one-line error unless ``data`` holds the three prepared splits."""
+    missing = [s for s in ("train", "val", "test") if not (data / f"{s}.npz").is_file()]
+    if missing:
+        raise PipelineError(
+            f"no prepared {', '.join(missing)} split in {data}: run `dvc repro prepare`"
+        )
+
+
 def parse_variant(text: str) -> tuple[str, dict[str, Any]]:
     """``"MODEL key=value ..."`` into the model name and its recipe overrides."""
     words = text.split()
@@ -147,16 +165,10 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=Path("data/prepared"))
     parser.add_argument("--out", type=Path, help="also write the table (markdown) and .json here")
     args = parser.parse_args()
-    raw = yaml.safe_load(Path("params.yaml").read_text())
-    mode = (raw.get("train") or {}).get("reproducible", "portable")
-    kernels.pin(mode)  # before torch loads, as the stages do
+    raw, mode = pinned_params()
     parsed = [(v, *parse_variant(v)) for v in args.variants]
     checked = [(v, variant_params(raw, model, over)) for v, model, over in parsed]
-    missing = [s for s in ("train", "val", "test") if not (args.data / f"{s}.npz").is_file()]
-    if missing:
-        raise PipelineError(
-            f"no prepared {', '.join(missing)} split in {args.data}: run `dvc repro prepare`"
-        )
+    require_prepared(args.data)
     from fmnist.train.device import set_threads
 
     threads = set_threads(raw.get("train", {}).get("threads", 0), reproducible=mode)

@@ -28,9 +28,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from fmnist.core import kernels
 from fmnist.core.errors import PipelineError, run_stage
 
 LOGIT_BATCH = 500
@@ -135,6 +132,11 @@ def distillation_epoch(teacher: Any, alpha: float, temp: float) -> Callable[...,
         ema: Any = None,
         precision: torch.dtype | None = None,
     ) -> tuple[float, float]:
+        if len(data) != len(teacher):
+            raise PipelineError(
+                f"the teacher labelled {len(teacher)} training images, the student learns "
+                f"from {len(data)}: give both recipes the same train_on"
+            )
         model.train()
         loss_sum = torch.zeros((), device=data.labels.device)
         correct = torch.zeros((), device=data.labels.device, dtype=torch.long)
@@ -192,19 +194,6 @@ def check_augmentation(params: Any) -> None:
         )
 
 
-def check_images(params: Any, teacher: Any, data: Path) -> None:
-    """The student must learn from the images the teacher labelled."""
-    from fmnist.data.prepared import load_split
-
-    splits = ["train"] if params.recipe.held_out else ["train", "val"]
-    n = sum(len(load_split(data / f"{s}.npz")) for s in splits)
-    if n != len(teacher["logits"]):
-        raise PipelineError(
-            f"the teacher labelled {len(teacher['logits'])} training images, the student "
-            f"learns from {n}: give both recipes the same train_on"
-        )
-
-
 def distil(params: Any, teacher: Any, mix: tuple[float, float], seed: int, data: Path) -> Any:
     """One student run: test accuracy and training seconds."""
     from bench.budget import test_accuracy, train
@@ -216,7 +205,7 @@ def distil(params: Any, teacher: Any, mix: tuple[float, float], seed: int, data:
 
 
 def main() -> None:
-    from bench.budget import parse_variant, variant_params
+    from bench.budget import parse_variant, pinned_params, require_prepared, variant_params
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("teacher", help='"MODEL [key=value ...]" (bench.budget syntax)')
@@ -227,18 +216,12 @@ def main() -> None:
     parser.add_argument("--teacher-cache", type=Path, help="reuse or keep the teacher's logits")
     parser.add_argument("--out", type=Path, help="also write the table (markdown) and .json here")
     args = parser.parse_args()
-    raw = yaml.safe_load(Path("params.yaml").read_text())
-    mode = (raw.get("train") or {}).get("reproducible", "portable")
-    kernels.pin(mode)  # before torch loads, as the stages do
+    raw, mode = pinned_params()
     mixes = [parse_mix(m) for m in args.mix]
     teacher_params, student_params = (
         variant_params(raw, *parse_variant(v)) for v in (args.teacher, args.student)
     )
-    missing = [s for s in ("train", "val", "test") if not (args.data / f"{s}.npz").is_file()]
-    if missing:
-        raise PipelineError(
-            f"no prepared {', '.join(missing)} split in {args.data}: run `dvc repro prepare`"
-        )
+    require_prepared(args.data)
     check_augmentation(student_params)
     from fmnist.train.device import set_threads
 
@@ -246,7 +229,6 @@ def main() -> None:
     teacher = cached_teacher(
         args.teacher, teacher_params, args.seeds[0], args.data, args.teacher_cache
     )
-    check_images(student_params, teacher, args.data)
     print(f"teacher {args.teacher}: {teacher['test_accuracy']} % test", file=sys.stderr)
     rows = [teacher_row(args.teacher, teacher_params, teacher)]
     for alpha, temp in mixes:

@@ -252,6 +252,19 @@ def _benchmark(module: str, out: Path, *args: str) -> dict:
     return json.loads(out.with_suffix(".json").read_text())
 
 
+def _refusal(module: str, *args: str) -> list[str]:
+    """Run ``python -m module ...`` from the repository, expecting it to fail; its stderr lines."""
+    run = subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode != 0
+    return run.stderr.strip().splitlines()
+
+
 def test_a_benchmark_records_its_command_date_and_machine(tmp_path: Path) -> None:
     out = tmp_path / "epoch_seconds"
     payload = _benchmark("bench.epoch_seconds", out, "cnn1", "--steps", "2")
@@ -332,15 +345,7 @@ def test_the_budget_bench_scores_each_variant_over_seeds(tmp_path: Path) -> None
 
 
 def test_the_budget_bench_refuses_a_bad_override_in_one_line(tmp_path: Path) -> None:
-    run = subprocess.run(
-        [sys.executable, "-m", "bench.budget", "fastcnn lr=-1", "--data", str(tmp_path)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert run.returncode != 0
-    assert run.stderr.strip().splitlines() == [
+    assert _refusal("bench.budget", "fastcnn lr=-1", "--data", str(tmp_path)) == [
         "error: params.yaml with model 'fastcnn' and {'lr': -1}: 1 problem(s): "
         "models.fastcnn.lr is -1.0; use a positive learning rate, e.g. 0.001"
     ]
@@ -370,15 +375,7 @@ def test_distillation_at_weight_zero_is_the_student_alone_and_the_teacher_is_cac
     saved = torch.load(cache, weights_only=True)
     assert saved["logits"].shape == (400, 2, 10) and saved["variant"] == args[0]
     # the cache answers for its own teacher only
-    other = subprocess.run(
-        [sys.executable, "-m", "bench.distill", "fastcnn epochs=2", student, *common],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert other.returncode != 0
-    assert other.stderr.strip().splitlines() == [
+    assert _refusal("bench.distill", "fastcnn epochs=2", student, *common) == [
         f"error: {cache} holds the teacher {args[0]!r} seed 3, not 'fastcnn epochs=2' "
         "seed 3: delete it or name another --teacher-cache"
     ]
@@ -386,24 +383,29 @@ def test_distillation_at_weight_zero_is_the_student_alone_and_the_teacher_is_cac
 
 def test_distillation_refuses_a_student_augmented_beyond_flips(tmp_path: Path) -> None:
     data = _prepared(tmp_path / "prepared")
-    run = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bench.distill",
-            "fastcnn epochs=1 arch.width=4",
-            "fastcnn epochs=1 augment.crop_padding=2",
-            "--data",
-            str(data),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
+    (line,) = _refusal(
+        "bench.distill",
+        "fastcnn epochs=1 arch.width=4",
+        "fastcnn epochs=1 augment.crop_padding=2",
+        "--data",
+        str(data),
     )
-    assert run.returncode != 0
-    (line,) = run.stderr.strip().splitlines()
     assert "is more than flips" in line and "set it to {hflip: true}" in line
+
+
+def test_distillation_refuses_a_student_that_learns_from_other_images(tmp_path: Path) -> None:
+    data = _prepared(tmp_path / "prepared")
+    *_teacher_progress, line = _refusal(
+        "bench.distill",
+        "fastcnn epochs=1 arch.width=4",
+        "fastcnn epochs=1 arch.width=4 train_on=train",
+        "--data",
+        str(data),
+    )
+    assert line == (
+        "error: the teacher labelled 400 training images, the student learns from 300: "
+        "give both recipes the same train_on"
+    )
 
 
 @pytest.mark.parametrize("text", ["0.7", "2:4", "0.5:0", "a:b"])
