@@ -106,8 +106,8 @@ def distillation_epoch(teacher: Any, alpha: float, temp: float) -> Callable[...,
     import torch
     import torch.nn.functional as F
 
-    from fmnist.train import distributed
     from fmnist.train.batches import batch_indices, scale
+    from fmnist.train.engine import optimizer_step
     from fmnist.train.inference import autocast
 
     def soft_loss(logits: torch.Tensor, soft: torch.Tensor) -> torch.Tensor:
@@ -153,13 +153,7 @@ def distillation_epoch(teacher: Any, alpha: float, temp: float) -> Callable[...,
                 logits = model(x)
                 ce = F.cross_entropy(logits.float(), y, label_smoothing=label_smoothing)
                 loss = (1 - alpha) * ce + alpha * soft_loss(logits.float(), soft.to(x.device))
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            if scheduler is not None:
-                scheduler.step()
-            if ema is not None:
-                ema.update_parameters(distributed.unwrap(model))
+            optimizer_step(loss, model, optimizer, scheduler, ema)
             loss_sum += loss.detach() * len(y)
             correct += (logits.detach().argmax(1) == y).sum()
             progress()

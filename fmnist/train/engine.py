@@ -57,18 +57,31 @@ def train_epoch(
         with autocast(x.device, precision):
             logits = model(x)
             loss = F.cross_entropy(logits.float(), y, label_smoothing=label_smoothing)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        if scheduler is not None:
-            scheduler.step()
-        if ema is not None:
-            ema.update_parameters(distributed.unwrap(model))
+        optimizer_step(loss, model, optimizer, scheduler, ema)
         loss_sum += loss.detach() * len(y)
         correct += (logits.detach().argmax(1) == y).sum()
         progress()
     loss_sum, correct = distributed.sum_all(loss_sum, correct)
     return loss_sum.item() / len(data), correct.item() / len(data)
+
+
+def optimizer_step(
+    loss: torch.Tensor,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None,
+    ema: AveragedModel | None,
+) -> None:
+    """One update from ``loss``: gradients, the optimizer's step, the schedule's step and
+    the weights' moving average, in that order. Shared with loops that only change the
+    loss (bench.distill), so their runs stay the engine's."""
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    if scheduler is not None:
+        scheduler.step()
+    if ema is not None:
+        ema.update_parameters(distributed.unwrap(model))
 
 
 def fit(
