@@ -4,9 +4,9 @@ from fmnist.core import layout
 from fmnist.core.atomic import atomic_dir
 from fmnist.core.errors import run_stage
 from fmnist.data.datasets import DATASETS
-from fmnist.data.exploration import explore
 from fmnist.data.params import load_data_params
 from fmnist.data.prepared import read_raw, save_split, split_train_val, stratified_subset
+from fmnist.evaluate.exploration import explore
 
 
 def main() -> None:

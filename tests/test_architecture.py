@@ -150,3 +150,19 @@ def test_stage_deps_cover_the_code_it_runs(stage: str) -> None:
         )
     ]
     assert unused == [], f"dvc.yaml stage {stage} lists code it does not run: {unused}"
+
+
+def test_train_lists_no_folder_holding_code_it_does_not_run() -> None:
+    """The cheap stages list whole package folders (an unrelated edit reruns them for
+    seconds, with byte-identical outputs); train must not retrain for an unrelated edit."""
+    spec = _stages()["train"]
+    modules = {m for m in closure("stages.train") if runs_code(module_path(m))}
+    files = {module_path(m).relative_to(ROOT).as_posix() for m in modules}
+    folders = [d for d in spec["deps"] if d.startswith("fmnist") and not d.endswith(".py")]
+    extra = sorted(
+        p.relative_to(ROOT).as_posix()
+        for folder in folders
+        for p in (ROOT / folder).glob("*.py")
+        if runs_code(p) and p.relative_to(ROOT).as_posix() not in files
+    )
+    assert extra == [], f"editing these would retrain for nothing: {extra}"

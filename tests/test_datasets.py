@@ -18,6 +18,7 @@ import torch
 import yaml
 from conftest import ROOT, synthetic_split, write_idx_folder
 
+from fmnist.core.config import CONF, compose
 from fmnist.core.errors import ChecksumError, FormatError, PipelineError
 from fmnist.data import cifar
 from fmnist.data.datasets import CIFAR10, DATASETS, KMNIST, MNIST, IdxFile
@@ -75,11 +76,9 @@ def _cifar(tmp: Path) -> tuple[Path, object, dict[str, bytes]]:
 def _pipeline(root: Path, spec, folder: Path, model: str, monkeypatch) -> dict:
     """download -> prepare -> train -> evaluate, in-process, in ``root`` (the cwd)."""
     monkeypatch.setitem(DATASETS, spec.name, spec)
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    params["data"].update(dataset=spec.name, folder=str(folder))
-    params["prepare"].update(val_size=50)
-    params["model"] = model
-    params["models"][model]["epochs"] = 1
+    overrides = [f"model={model}", "model.epochs=1", "prepare.val_size=50"]
+    params = compose([*overrides, f"data.dataset={spec.name}"], ROOT / CONF)
+    params["data"]["folder"] = str(folder)
     (root / "params.yaml").write_text(yaml.safe_dump(params))
     for stage in ("download", "prepare", "train", "evaluate"):
         importlib.import_module(f"stages.{stage}").main()

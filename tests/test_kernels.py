@@ -100,8 +100,8 @@ def test_portable_computes_in_fp32_and_refuses_bf16_on_the_cpu(
 
 
 def test_the_params_check_refuses_bf16_on_a_portable_cpu_run() -> None:
-    recipe = {"fastcnn": {"optimizer": "adam", "lr": 0.005, "batch_size": 256, "epochs": 1}}
-    raw = {"model": "fastcnn", "models": recipe, "train": {"precision": "bf16", "device": "cpu"}}
+    recipe = {"name": "fastcnn", "optimizer": "adam", "lr": 0.005, "batch_size": 256, "epochs": 1}
+    raw = {"model": recipe, "train": {"precision": "bf16", "device": "cpu"}}
     with pytest.raises(PipelineError, match=r"portable computes on the CPU in fp32"):
         params_from(raw, "params.yaml")
     raw["train"]["reproducible"] = "fastest"

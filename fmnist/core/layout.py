@@ -25,4 +25,4 @@ def split_path(split: str) -> Path:
     return PREPARED / f"{split}.npz"
 
 
-RESOLVED = METRICS / "params"  # what each stage reads, resolved by stage check
+CHECKED = Path("params.checked")  # stage check's mark that params.yaml passed (dvc.yaml)

@@ -1,2 +1,2 @@
 """Data in: dataset specs, sources (folder, URL), file formats (IDX, CSV, CIFAR pickles),
-verification, the prepared splits and their exploration. Uses only fmnist.core."""
+verification, the prepared splits. Uses only fmnist.core."""

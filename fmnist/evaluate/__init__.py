@@ -1,1 +1,2 @@
-"""Evaluation of a trained model on the test split, and the offline HTML report."""
+"""Evaluation of a trained model on the test split, the data exploration plots, and the
+offline HTML report."""

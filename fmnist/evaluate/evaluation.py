@@ -33,9 +33,9 @@ def run_evaluation(params: Params) -> dict[str, Any]:
     classes = tuple(meta["classes"])
     test = load_split(layout.split_path("test"))
     data = to_device(test.images, test.labels, device)
-    # flip TTA: asked for here, or part of the model's recipe (saved in its checkpoint)
+    # test-time augmentation is part of the model's recipe (saved in its checkpoint)
     recipe = meta["extra"].get("recipe", {})
-    tta = params.evaluate.tta or bool(recipe.get("tta"))
+    tta = bool(recipe.get("tta"))
     precision = autocast_dtype(params.train.precision, device, params.train.reproducible)
     logits = predict_logits(
         model, data, params.evaluate.batch_size, tta, precision, int(recipe.get("tta_shift", 0))

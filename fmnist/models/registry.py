@@ -2,7 +2,7 @@
 
 A builder is a function whose keyword arguments are the model's architecture options
 (activation, dropout, batch-norm...). Those arguments *are* the schema of the
-``arch:`` block in params.yaml, so a misspelt option is refused with the valid list.
+``arch:`` block of a recipe (conf/model/), so a misspelt option is refused with the valid list.
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ def check_arch(name: str, arch: dict[str, Any]) -> list[str]:
     """
     valid = arch_defaults(name)
     problems = [
-        f"models.{name}.arch.{key} is not an option of {name}; valid: {', '.join(sorted(valid))}"
+        f"model.arch.{key} is not an option of {name}; valid: {', '.join(sorted(valid))}"
         for key in arch
         if key not in valid
     ]
@@ -72,7 +72,7 @@ def check_arch(name: str, arch: dict[str, Any]) -> list[str]:
         try:
             _builder(name)(**arch)
         except (ValueError, TypeError) as exc:
-            problems.append(f"models.{name}.arch: {exc}")
+            problems.append(f"model.arch: {exc}")
     return problems
 
 

@@ -16,9 +16,9 @@ from fmnist.core.errors import PipelineError, run_stage
 from fmnist.review.sweep import dvc
 
 # Column names of `dvc exp show` to keep: regexes matched from the start of the name, so
-# each ends in $ (`model` alone would also keep every models.* recipe column).
+# each ends in $ (`model$`: the model of experiments made before conf/model/).
 USEFUL_COLUMNS = (
-    r"Experiment$|Created$|model$|test\.accuracy$|"
+    r"Experiment$|Created$|model$|model\.name$|test\.accuracy$|"
     r"train\.(best_val_accuracy|val_held_out|epochs_run|max_epochs|lr|batch_size|optimizer|"
     r"seconds|device)$"
 )

@@ -17,15 +17,15 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from fmnist.core.atomic import write_json, write_text
+from fmnist.core.config import CONF, compose
 from fmnist.core.errors import run_stage
 from fmnist.core.machine import provenance
 from fmnist.review.docs import render_result
 from fmnist.review.leaderboard_charts import bar_chart, time_to_accuracy_chart
 from fmnist.review.runs import Row, describe_recipe, merge, published_rows, rows_from_exp_show
 from fmnist.review.sweep import dvc
+from fmnist.train.params import model_recipes
 
 
 @dataclass(frozen=True)
@@ -175,18 +175,18 @@ ABOUT = (
 )
 
 
-def current_recipes(params_file: Path = Path("params.yaml")) -> dict[str, str]:
-    """Each model's recipe in params.yaml, described as the rows describe theirs."""
-    raw = yaml.safe_load(params_file.read_text()) if params_file.is_file() else {}
+def current_recipes(conf: Path = CONF) -> dict[str, str]:
+    """Each model's recipe in conf/model/, described as the rows describe theirs."""
+    prepare = compose([], conf).get("prepare") or {}
     return {
-        model: describe_recipe(model, recipe or {}, raw.get("prepare") or {})
-        for model, recipe in (raw.get("models") or {}).items()
+        model: describe_recipe(model, recipe, prepare)
+        for model, recipe in model_recipes(conf).items()
     }
 
 
 def leaderboard_payload(rows: list[Row], recipes: dict[str, str] | None = None) -> dict[str, Any]:
     """The leaderboard as a results JSON: per model first, then seeds, then every run;
-    ``recipes`` (params.yaml's) also gives each model's figures for its own recipe, which
+    ``recipes`` (conf/model/'s) also gives each model's figures for its own recipe, which
     the model zoo table of the docs shows."""
     summaries = seed_summaries(rows)
     experiments = [asdict(r) | {"difference": r.difference} for r in rows]

@@ -14,6 +14,7 @@ from fmnist.core.errors import PipelineError
 from fmnist.data.params import PrepareParams
 from fmnist.models.registry import arch_defaults
 from fmnist.review.reference import REPORTED
+from fmnist.train.params import selected_recipe
 
 
 @dataclass(frozen=True)
@@ -83,8 +84,8 @@ def _row(name: str, data: dict[str, Any]) -> Row | None:
     params = ((data.get("params") or {}).get("params.yaml") or {}).get("data") or {}
     if not test or not train or "model" not in params:
         return None
-    model = params["model"]
-    recipe = (params.get("models") or {}).get(model) or {}
+    model, recipe = selected_recipe(params)  # either shape: conf/model/ or every recipe
+    recipe = recipe or {}
     if not _same_run(train, model, recipe):
         return None
     reported = REPORTED.get(model)

@@ -2,7 +2,7 @@
 
     python -m fmnist.review.sweep                      # every zoo model, full recipes
     python -m fmnist.review.sweep cnn1 cnn3 --jobs 1   # a chosen list
-    python -m fmnist.review.sweep --set models.cnn1.epochs=2 cnn1   # extra overrides
+    python -m fmnist.review.sweep --set model.epochs=2 cnn1        # extra overrides
     python -m fmnist.review.sweep --no-wait ...        # queue and start, return at once
 
 Experiments are named ``zoo-<model>`` (replacing an earlier one of that name). Watch

@@ -18,9 +18,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from fmnist.core import layout
 from fmnist.core.errors import PipelineError, run_stage
 from fmnist.review.runs import describe_recipe
+from fmnist.train.params import selected_recipe
 
 LIVE = layout.METRICS / "live/plots/metrics"
 COMPARED = (
@@ -82,17 +85,26 @@ def _flat(data: Any, prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def run_params(rev: str | None) -> dict[str, Any]:
+    """params.yaml here (``rev`` None) or in ``rev``, flat, with the selected model's
+    recipe under ``model.`` whichever shape the file has (:func:`selected_recipe`)."""
+    raw = layout.PARAMS.read_bytes() if rev is None and layout.PARAMS.is_file() else None
+    if rev is not None:
+        raw = committed(layout.PARAMS, rev)
+    params = yaml.safe_load(raw) if raw else {}
+    name, recipe = selected_recipe(params)
+    shared = {k: v for k, v in params.items() if k not in ("model", "models")}
+    return _flat(shared) | {"model.name": name} | _flat(recipe or {}, "model")
+
+
 def param_changes(rev: str) -> list[str]:
-    """``key value (REV other)`` for each resolved param of train and evaluate that differs."""
-    changes: dict[str, str] = {}  # train.device is in both files: name it once
-    for stage in ("train", "evaluate"):
-        path = layout.RESOLVED / f"{stage}.json"
-        here, there = _flat(_json_at(path, None)), _flat(_json_at(path, rev))
-        for key in sorted(here.keys() | there.keys()):
-            if here.get(key) != there.get(key):
-                now, then = (d.get(key, "unset") for d in (here, there))
-                changes[key] = f"{key} {now} ({rev}: {then})"
-    return list(changes.values())
+    """``key value (REV: other)`` for each param that differs from ``rev``."""
+    here, there = run_params(None), run_params(rev)
+    return [
+        f"{key} {here.get(key, 'unset')} ({rev}: {there.get(key, 'unset')})"
+        for key in sorted(here.keys() | there.keys())
+        if here.get(key) != there.get(key)
+    ]
 
 
 def run_changes(here: dict[str, Any], there: dict[str, Any], rev: str) -> list[str]:
@@ -144,10 +156,10 @@ def size_of_change(rev: str) -> str:
         return f"no test accuracy in {rev} to compare"
     gap = 100 * (here - there)
     text = f"test accuracy {100 * here:.2f} % here, {100 * there:.2f} % in {rev} ({gap:+.2f} points"
-    resolved = _json_at(layout.RESOLVED / "train.json", None)
-    spread = seed_spread(resolved.get("model", "?"), resolved.get("recipe", {}))
+    model, recipe = selected_recipe(yaml.safe_load(layout.PARAMS.read_text()) or {})
+    spread = seed_spread(str(model), recipe or {})
     if spread:
-        text += f", {abs(gap) / spread:.1f}x {resolved['model']}'s seed-to-seed sd {spread:.2f}"
+        text += f", {abs(gap) / spread:.1f}x {model}'s seed-to-seed sd {spread:.2f}"
     return text + ")"
 
 

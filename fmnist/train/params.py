@@ -1,7 +1,10 @@
 """Load params.yaml into typed objects, checking every value before any work starts.
 
 The data side (``data``, ``prepare``) is :mod:`fmnist.data.params`; this module adds the
-model, its recipe, ``train`` and ``evaluate``, and checks the whole file.
+model and its recipe (the ``model`` section: ``name`` and how it trains, composed from
+conf/model/<name>.yaml), ``train`` and ``evaluate``, and checks the whole file.
+The dataclasses' defaults are the one source of defaults: conf/config.yaml spells the
+shared ones out (a test keeps them equal), a recipe file only what it changes.
 
 All problems are collected and reported in one error, so a user fixes them in one go
 rather than one rerun per typo.
@@ -14,7 +17,14 @@ from pathlib import Path
 from typing import Any
 
 from fmnist.core import kernels
-from fmnist.core.config import failed_checks, raise_problems, read_params_file, section
+from fmnist.core.config import (
+    CONF,
+    compose,
+    failed_checks,
+    raise_problems,
+    read_params_file,
+    section,
+)
 from fmnist.core.errors import PipelineError
 from fmnist.data.datasets import DATASETS
 from fmnist.data.params import DataParams, PrepareParams, parse_data
@@ -65,7 +75,6 @@ class TrainParams:
     seed: int = 42
     device: str = "auto"
     threads: int = 0
-    eval_batch_size: int = 2000
     resume: bool = True
     launcher: str = "python"
     nproc: int = 2
@@ -75,8 +84,7 @@ class TrainParams:
 
 @dataclass(frozen=True)
 class EvaluateParams:
-    batch_size: int = 2000
-    tta: bool = False  # average the predictions of each image and its mirror image
+    batch_size: int = 500  # validation and test batches
     grid: int = 15
     most_wrong: int = 15
 
@@ -105,20 +113,40 @@ def params_from(raw: dict[str, Any], source: str) -> Params:
     return params
 
 
+def selected_recipe(raw: dict[str, Any]) -> tuple[Any, Any]:
+    """The model's name and its recipe (a mapping) in params read from params.yaml.
+
+    Experiments made before the recipes moved to conf/model/ hold ``model: <name>`` and
+    every recipe under ``models:``; they read the same way, so the leaderboard and the
+    comparison report keep working on them."""
+    model = raw.get("model")
+    if isinstance(model, dict):
+        recipe = {k: v for k, v in model.items() if k != "name"}
+        return model.get("name"), recipe
+    return model, (raw.get("models") or {}).get(model)
+
+
+def model_recipes(conf: Path = CONF) -> dict[str, dict[str, Any]]:
+    """Every recipe in ``conf``/model/, composed as ``-S model=<file>`` composes it."""
+    names = sorted(p.stem for p in (Path(conf) / "model").glob("*.yaml"))
+    return {name: selected_recipe(compose([f"model={name}"], conf))[1] for name in names}
+
+
 def _parse(raw: dict[str, Any], problems: list[str]) -> Params:
     data, prepare = parse_data(raw, problems)
     train = section(TrainParams, raw.get("train"), "train", problems)
     evaluate = section(EvaluateParams, raw.get("evaluate"), "evaluate", problems)
-    model = raw.get("model")
+    model, recipe_raw = selected_recipe(raw)
     recipe = Recipe()
     if model not in list_models():
-        problems.append(f"model is {model!r}; valid names: {', '.join(list_models())}")
+        problems.append(
+            f"model.name is {model!r}; valid names: {', '.join(list_models())} "
+            "(select one with -S model=<name>)"
+        )
+    elif recipe_raw is None:
+        problems.append(f"the recipe of {model} is missing: add conf/model/{model}.yaml")
     else:
-        recipe_raw = (raw.get("models") or {}).get(model)
-        if recipe_raw is None:
-            problems.append(f"models.{model} is missing: add the model's recipe to params.yaml")
-        else:
-            recipe = _recipe(model, recipe_raw, problems)
+        recipe = _recipe(model, recipe_raw, problems)
     _check_values(train, evaluate, problems)
     if not problems and DATASETS[data.dataset].shape != (1, 28, 28):
         problems += _check_shape(str(model), recipe, DATASETS[data.dataset].shape)
@@ -135,7 +163,7 @@ def _check_shape(model: str, recipe: Recipe, shape: tuple[int, int, int]) -> lis
 
 
 def _recipe(model: str, raw: Any, problems: list[str]) -> Recipe:
-    prefix = f"models.{model}"
+    prefix = "model"
     if not isinstance(raw, dict):
         problems.append(f"{prefix} must be a mapping of recipe keys")
         return Recipe()
@@ -214,12 +242,6 @@ def _check_values(train: TrainParams, evaluate: EvaluateParams, problems: list[s
         [
             (train.threads >= 0, "train.threads", train.threads, "0 (all cores) or more"),
             (train.nproc >= 1, "train.nproc", train.nproc, "at least 1 process"),
-            (
-                train.eval_batch_size >= 1,
-                "train.eval_batch_size",
-                train.eval_batch_size,
-                "at least 1",
-            ),
             (evaluate.batch_size >= 1, "evaluate.batch_size", evaluate.batch_size, "at least 1"),
             (evaluate.grid >= 1, "evaluate.grid", evaluate.grid, "at least 1"),
             (evaluate.most_wrong >= 1, "evaluate.most_wrong", evaluate.most_wrong, "at least 1"),
