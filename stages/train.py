@@ -5,8 +5,8 @@ import sys
 
 from fmnist.core import layout
 from fmnist.core.errors import run_stage
+from fmnist.train.outputs import run_training
 from fmnist.train.params import load_params
-from fmnist.train.training import run_training
 
 
 def main() -> None:

@@ -115,8 +115,7 @@ def autocast_dtype(
     ``auto`` uses bf16 where the hardware computes in it natively: CUDA GPUs that
     support it (tensor cores, half the memory traffic) and CPUs with AVX512-BF16 or AMX
     (:func:`cpu_has_native_bf16`); elsewhere bf16 is slower than fp32, so ``auto`` keeps
-    fp32. The accuracy it costs is measured by ``python -m bench.parity``. A
-    ``portable`` CPU run computes in fp32: its AVX2 baseline has no bf16 (see
+    fp32. A ``portable`` CPU run computes in fp32: its AVX2 baseline has no bf16 (see
     :mod:`fmnist.core.kernels`).
     """
     portable_cpu = reproducible == "portable" and device.type == "cpu"

@@ -73,8 +73,7 @@ def optimizer_step(
     ema: AveragedModel | None,
 ) -> None:
     """One update from ``loss``: gradients, the optimizer's step, the schedule's step and
-    the weights' moving average, in that order. Shared with loops that only change the
-    loss (bench.distill), so their runs stay the engine's."""
+    the weights' moving average, in that order."""
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
@@ -92,7 +91,7 @@ def fit(
     generator: torch.Generator,
     *,
     eval_batch_size: int = 2000,
-    on_epoch: Callable[[EpochRecord], None] = lambda record: None,
+    on_epoch: Callable[[EpochRecord, nn.Module], None] = lambda record, model: None,
     num_classes: int = 10,
     resume: dict[str, Any] | None = None,
     on_checkpoint: Callable[[dict[str, Any]], None] | None = None,
@@ -108,11 +107,12 @@ def fit(
     Stops early after ``recipe.patience`` epochs without a better validation accuracy
     (0: never), and at once when training diverges (a non-finite loss, or validation
     accuracy collapsing to chance after it had been better). After every epoch
-    ``on_checkpoint`` receives the whole training state; passing such a state back as
-    ``resume`` continues from the next epoch exactly as if never interrupted (RNG states
-    included, so bitwise on CPU). ``seed`` fixes each epoch's shuffle (:func:`epoch_order`);
-    ``generator`` drives augmentation; ``precision`` is the autocast dtype (None: fp32).
-    """
+    ``on_epoch`` receives the epoch's record and the model as it would be kept (the
+    EMA's when there is one), and ``on_checkpoint`` the whole training state; passing
+    such a state back as ``resume`` continues from the next epoch exactly as if never
+    interrupted (RNG states included, so bitwise on CPU). ``seed`` fixes each epoch's
+    shuffle (:func:`epoch_order`); ``generator`` drives augmentation; ``precision`` is the
+    autocast dtype (None: fp32)."""
     optimizer = recipe_optimizer(recipe, model)
     # with an EMA, the averaged weights are the ones validated and kept
     ema = make_ema(model, recipe.ema)
@@ -150,7 +150,7 @@ def fit(
             epoch, train_loss, train_acc, val_loss, val_acc, time.perf_counter() - start
         )
         result.history.append(record)
-        on_epoch(record)
+        on_epoch(record, _evaluated(model, ema))
         stop = _update(
             result,
             record,
