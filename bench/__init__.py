@@ -1,0 +1,1 @@
+"""The benchmarks: ``python -m bench TOOL ...`` (``python -m bench`` lists the tools)."""

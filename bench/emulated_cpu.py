@@ -2,7 +2,7 @@
 natively and under QEMU's emulation of another x86 CPU, compared bit for bit; for the
 default model (the CI guard's run) also with tests/reference/portable.json.
 
-    python -m bench.emulated_cpu [--model fastcnn] [--cpu Haswell-v4] [--work DIR]
+    python -m bench emulated-cpu [--model fastcnn] [--cpu Haswell-v4] [--work DIR]
 
 Needs ``qemu-x86_64`` (Debian: ``apt-get install qemu-user``). QEMU answers the CPU's
 identity questions (vendor, instruction sets, cache sizes) as the named model would, so
@@ -23,7 +23,7 @@ import sys
 from pathlib import Path
 
 from bench.project_copy import GUARD_PROFILE, ROOT, copy_project
-from fmnist.core.errors import PipelineError, run_stage
+from fmnist.core.errors import PipelineError
 
 REFERENCE = ROOT / "tests/reference/portable.json"
 
@@ -34,7 +34,7 @@ def profile(model: str) -> dict[tuple[str, ...], object]:
     if model == "fastcnn":
         return GUARD_PROFILE
     data = {k: v for k, v in GUARD_PROFILE.items() if k[0] == "prepare"}
-    return data | {("model",): model, ("models", model, "epochs"): 1}
+    return data | {("model", "epochs"): 1}
 
 
 def prepared_copy(work: Path, model: str) -> Path:
@@ -43,7 +43,7 @@ def prepared_copy(work: Path, model: str) -> Path:
     if (repo / "data/prepared").is_dir():
         return repo
     shutil.rmtree(repo, ignore_errors=True)
-    copy_project(repo, profile(model))
+    copy_project(repo, profile(model), model)
     dvc = str(Path(sys.executable).parent / "dvc")
     who = ["-c", "user.email=e@e.invalid", "-c", "user.name=e"]
     for command in (
@@ -80,12 +80,12 @@ def run_stages(repo: Path, cpu: str | None) -> dict[str, str]:
     return json.loads(out.stdout)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench emulated-cpu", description=__doc__)
     parser.add_argument("--model", default="fastcnn")
     parser.add_argument("--cpu", default="Haswell-v4", help="a model of `qemu-x86_64 -cpu help`")
     parser.add_argument("--work", type=Path, default=Path("/tmp/fmnist-emulated"))
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     repo = prepared_copy(args.work, args.model)
     native = run_stages(repo, None)
     emulated = run_stages(repo, args.cpu)
@@ -103,7 +103,3 @@ def main() -> None:
     )
     if not same:
         sys.exit(1)
-
-
-if __name__ == "__main__":
-    run_stage(main)

@@ -1,12 +1,12 @@
 """Every GPU figure in one bounded run: epoch times of the zoo and their full recipes,
 time to accuracy of the fast models, the share of time in kernels, peak memory.
 
-    python -m bench.gpu_suite --out results/gpu                  # on the GPU machine
-    python -m bench.gpu_suite --device cpu --tiny --out /tmp/g   # the test suite's check
+    python -m bench gpu --out results/gpu                            # on the GPU machine
+    python -m bench gpu --set train.device=cpu --tiny --out /tmp/g   # the tests' check
 
 Written for the few minutes of a lent GPU: each part runs only while ``--budget``
 seconds remain (a skipped part says so in the JSON), and the cheap parts come first.
-Targets (the issue's): cnn2-bn at most 1 s an epoch; every zoo recipe within 5 minutes;
+Targets: cnn2-bn at most 1 s an epoch; every zoo recipe within 5 minutes;
 the default model to 93.38 % test accuracy within 10 s of training; 95.5 % within
 2 minutes. ``--tiny`` runs the same code on a few steps and a small subset, so the test
 suite proves the script works without a GPU; its figures mean nothing.
@@ -16,25 +16,22 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 from typing import Any
 
-import torch
-
 from bench.common import (
+    EPOCH_IMAGES,
+    add_arguments,
+    bench_params,
     busy_fraction,
     engine_rate,
-    load_params_for,
     neural_models,
-    precision_label,
     real_data,
+    step_count,
     time_to_accuracy,
     write_results,
 )
-from fmnist.core.errors import run_stage
-from fmnist.train.device import peak_memory_mb, select_device, set_threads
+from fmnist.train.device import autocast_dtype, describe, peak_memory_mb, select_device
 
-EPOCH_IMAGES = 50_000
 TARGETS = {"cnn2-bn s/epoch": 1.0, "recipe minutes": 5.0, "s to 93.38%": 10.0, "s to 95.5%": 120.0}
 ACCURACY_RUNS = (("fastcnn", 0.9338, "s to 93.38%"), ("fastcnn-wide", 0.955, "s to 95.5%"))
 
@@ -49,12 +46,12 @@ class Budget:
         return self.end - time.monotonic()
 
 
-def epoch_row(name: str, steps: int, device: torch.device) -> dict[str, Any]:
+def epoch_row(name: str, steps: int, overrides: list[str]) -> dict[str, Any]:
     """One model's epoch time (``steps`` steps scaled to 50,000 images) and its full
     recipe's projected minutes."""
-    recipe = load_params_for(name).recipe
-    images, labels = real_data(recipe.batch_size * steps)
-    seconds = EPOCH_IMAGES / engine_rate(name, images, labels, steps, 1, device)
+    recipe = bench_params(name, overrides).recipe
+    data = real_data(recipe.batch_size * steps + 10)
+    seconds = EPOCH_IMAGES / engine_rate(name, data, steps, 1, overrides=overrides)
     minutes = seconds * recipe.epochs / 60
     return {
         "model": name,
@@ -66,34 +63,36 @@ def epoch_row(name: str, steps: int, device: torch.device) -> dict[str, Any]:
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--device", default="auto", help="auto, cuda, cpu")
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench gpu", description=__doc__)
     parser.add_argument("--tiny", action="store_true", help="a few steps: checks the script")
-    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--steps", type=step_count, default=30)
     parser.add_argument("--budget", type=float, default=480, help="seconds, all parts")
-    parser.add_argument("--out", type=Path, help="write <out>.md and <out>.json")
-    args = parser.parse_args()
+    add_arguments(parser)
+    args = parser.parse_args(argv)
     budget = Budget(args.budget)
-    device = select_device(args.device)
-    set_threads(0)
-    steps = 2 if args.tiny else args.steps
+    params = bench_params("fastcnn", args.set)
+    device = select_device(params.train.device)
+    precision = autocast_dtype(params.train.precision, device, params.train.reproducible)
+    computes = "bf16 autocast" if precision is not None else "fp32"
+    steps = 10 if args.tiny else args.steps
     models = ["cnn1", "cnn2-bn", "fastcnn"] if args.tiny else neural_models()
     rows, skipped = [], []
     for name in models:
         if budget.left() < 30 and not args.tiny:
             skipped.append(f"epoch time of {name}")
             continue
-        rows.append(epoch_row(name, steps, device))
+        rows.append(epoch_row(name, steps, args.set))
         print(rows[-1], flush=True)
-    images, labels = real_data(256 * steps)
-    busy = round(busy_fraction("fastcnn", images, labels, steps, device), 3)
+    busy = round(
+        busy_fraction("fastcnn", real_data(256 * steps + 10), steps, overrides=args.set), 3
+    )
     accuracy: dict[str, Any] = {}
     for name, target, label in ACCURACY_RUNS:
         if budget.left() < 60 and not args.tiny:
             skipped.append(f"{label} ({name})")
             continue
-        seconds, _, best = time_to_accuracy(name, target, device, tiny=args.tiny)
+        seconds, _, best = time_to_accuracy(name, target, args.tiny, args.set)
         accuracy[label] = {"seconds": seconds, "best": best, "model": name}
         print(label, accuracy[label], flush=True)
     cnn2_bn = next((r["seconds_per_epoch"] for r in rows if r["model"] == "cnn2-bn"), None)
@@ -112,8 +111,8 @@ def main() -> None:
     write_results(
         args.out,
         {
-            "device": str(device),
-            "precision": precision_label(device),
+            "device": describe(device),
+            "precision": computes,
             "tiny": args.tiny,
             "rows": rows,
             "time_to_accuracy": accuracy,
@@ -137,7 +136,7 @@ def main() -> None:
             ],
         },
         title=f"GPU suite{' (tiny: figures mean nothing)' if args.tiny else ''}",
-        about=f"Every model's epoch on {device} ({precision_label(device)}), "
+        about=f"Every model's epoch on {describe(device)} ({computes}), "
         f"{steps} steps scaled to 50,000 images, and its full recipe projected.",
         columns=[
             ("model", "model"),
@@ -148,7 +147,3 @@ def main() -> None:
             ("within_target", "≤ 5 min"),
         ],
     )
-
-
-if __name__ == "__main__":
-    run_stage(main)

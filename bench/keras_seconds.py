@@ -3,10 +3,10 @@
     pip install tensorflow-cpu   # in a virtual environment of its own (see README)
     python bench/keras_seconds.py [model ...] [--steps 60] [--out bench/out/keras_seconds]
 
-Issue #4's CPU targets are fractions of Keras's seconds per epoch, which the issue took
-on another machine. This script rebuilds each report's model in Keras 3 (the reports'
+The engine is compared with Keras on the same CPU (``python -m bench keras``). This
+script rebuilds each report's model in Keras 3 (the reports'
 layers, Keras's defaults: fp32, Glorot init) and times ``model.fit`` on this machine, so
-the engine's figures (``python -m bench.epoch_seconds``) can be set beside Keras's from
+the engine's figures (``python -m bench epochs``) can be set beside Keras's from
 the same CPU. It imports neither torch nor this project's packages, so TensorFlow can
 live in a virtual environment of its own (its NumPy pin differs from the project's).
 Each figure is the median over three ``fit`` calls of ``--steps`` batches (after a

@@ -1,7 +1,7 @@
 """What portable kernels cost: seconds per training epoch with ``train.reproducible:
 portable`` (AVX2, fp32, 2 threads) against ``fastest`` (all the CPU has), timed in turns.
 
-    python -m bench.kernels [model ...] [--rounds 2] [--steps 20] [--out results/kernels]
+    python -m bench kernels [model ...] [--rounds 2] [--steps 20] [--out results/kernels]
 
 Each timing runs in a process of its own: the kernel libraries read the pin once, when
 they first compute (:mod:`fmnist.core.kernels`). The modes alternate, and which goes
@@ -19,31 +19,19 @@ import sys
 from pathlib import Path
 
 from fmnist.core import kernels
-from fmnist.core.errors import run_stage
 
 DEFAULT_MODELS = ("fastcnn", "fastcnn-wide", "cnn2-bn", "bilstm")
 
 
 def time_in_child(mode: str, model: str, steps: int) -> float:
-    """Seconds per 50,000-image epoch of ``model`` in a fresh process pinned for ``mode``."""
-    child = [sys.executable, "-m", "bench.kernels", "--child", mode, model, "--steps", str(steps)]
+    """Seconds per 50,000-image epoch of ``model`` in a fresh process pinned for ``mode``
+    (``python -m bench`` pins before torch loads)."""
+    child = [sys.executable, "-m", "bench", "epochs", model, "--steps", str(steps), "--json"]
+    child += ["--set", f"train.reproducible={mode}", "--set", "train.device=cpu"]
     run = subprocess.run(child, capture_output=True, text=True, timeout=1800)
     if run.returncode != 0:
         raise SystemExit(f"{' '.join(child)} failed: {run.stderr.strip().splitlines()[-1:]}")
-    return json.loads(run.stdout.strip().splitlines()[-1])["seconds_per_epoch"]
-
-
-def child(mode: str, model: str, steps: int) -> None:
-    """Pin ``mode``, then (and only then) load torch and time ``model``."""
-    kernels.pin(mode)
-    from bench.epoch_seconds import seconds_per_epoch
-    from fmnist.train.device import select_device, set_threads
-
-    set_threads(0, reproducible=mode)
-    row = seconds_per_epoch(model, steps, select_device("cpu"))
-    if mode == "portable" and not kernels.is_pinned():
-        raise SystemExit("portable kernels did not pin: this CPU has no AVX2")
-    print(json.dumps(row))
+    return json.loads(run.stdout.strip().splitlines()[-1])[0]["seconds_per_epoch"]
 
 
 def measure(models: list[str], rounds: int, steps: int) -> list[dict]:
@@ -64,17 +52,13 @@ def measure(models: list[str], rounds: int, steps: int) -> list[dict]:
     return rows
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench kernels", description=__doc__)
     parser.add_argument("models", nargs="*", default=list(DEFAULT_MODELS))
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--out", type=Path, help="also write the table (markdown) and .json here")
-    parser.add_argument("--child", metavar="MODE", choices=kernels.MODES, help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.child:
-        child(args.child, args.models[0], args.steps)
-        return
+    parser.add_argument("--out", type=Path, help="write <out>.json and <out>.md")
+    args = parser.parse_args(argv)
     rows = measure(args.models, args.rounds, args.steps)
     from bench.common import write_results  # loads torch: after the children are timed
 
@@ -82,7 +66,7 @@ def main() -> None:
         "Seconds per training epoch (50,000 images) on the CPU with portable kernels "
         f"(AVX2, fp32, {kernels.PORTABLE_THREADS} threads) and the fastest (all the CPU "
         f"has, all cores), the median of {args.rounds} turns of {args.steps} steps each, "
-        "by `python -m bench.kernels`; cost: portable / fastest."
+        "by `python -m bench kernels`; cost: portable / fastest."
     )
     print(about)
     for row in rows:
@@ -99,7 +83,3 @@ def main() -> None:
             ("cost", "cost"),
         ],
     )
-
-
-if __name__ == "__main__":
-    run_stage(main)

@@ -1,7 +1,7 @@
 """Load on the model server: requests/s and latency with 1, 8 and 32 concurrent clients,
 and images/s when requests carry batches; localhost only, bounded in count and time.
 
-    python -m bench.serve_load [--models models] [--requests 400] [--out results/serve_load]
+    python -m bench serve [--models models] [--requests 400] [--out results/serve_load]
 
 Starts ``python -m fmnist.serve.server`` on a free loopback port, sends real test images
 as PNG (each client thread keeps one connection), and counts every request that failed:
@@ -27,7 +27,7 @@ import requests
 from PIL import Image
 
 from bench.common import real_data, write_results
-from fmnist.core.errors import PipelineError, run_stage
+from fmnist.core.errors import PipelineError
 
 COLUMNS = [
     ("clients", "clients"),
@@ -110,15 +110,15 @@ def load_level(
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench serve", description=__doc__)
     parser.add_argument("--models", type=Path, default=Path("models"))
     parser.add_argument("--requests", type=int, default=400, help="per level")
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 8, 32])
     parser.add_argument("--batch", type=int, default=32, help="images per batched request")
     parser.add_argument("--seconds", type=float, default=60, help="at most, per level")
     parser.add_argument("--out", type=Path, help="write <out>.md and <out>.json")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     pngs = png_bytes(64)
     proc, url = start_server(args.models)
     try:
@@ -148,7 +148,3 @@ def main() -> None:
         about=about,
         columns=COLUMNS,
     )
-
-
-if __name__ == "__main__":
-    run_stage(main)

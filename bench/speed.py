@@ -1,12 +1,13 @@
 """Training and inference speed of zoo models: this project's engine vs plain PyTorch.
 
-    python -m bench.speed cnn1 cnn2-bn [--steps 40] [--repeats 3] [--warmup 100] \\
+    python -m bench speed cnn1 cnn2-bn [--steps 40] [--repeats 3] [--warmup 100] \\
         [--out results/speed]
-    python -m bench.speed cnn1 --time-to-accuracy 0.90   # also train to a test accuracy
+    python -m bench speed cnn1 --time-to-accuracy 0.90   # also train to a test accuracy
 
 For each model, with its recipe's batch size and on the current device:
-- engine: training images/s of the train stage's loop (data resident on the device as
-  uint8, batches sliced and scaled there, channels_last);
+- engine: training images/s of the train stage's own function
+  (:func:`fmnist.train.training.train`: data resident on the device as uint8, batches
+  sliced and scaled there, channels_last, the recipe's precision and kernels);
 - baseline: the same model and optimizer fed by a DataLoader over a TensorDataset with
   per-sample conversion (default settings, contiguous memory format);
 - their ratio. Each loop runs in a process of its own, warmed up, and the two are timed
@@ -32,7 +33,6 @@ import statistics
 import time
 from collections.abc import Callable
 from multiprocessing.connection import Connection
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -41,22 +41,29 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
 from bench.common import (
+    add_arguments,
+    bench_params,
     busy_fraction,
-    images_per_second,
-    load_params_for,
-    precision_for,
-    precision_label,
     real_data,
-    setup,
+    step_count,
     sync,
     time_to_accuracy,
-    training_loop,
+    training_rate,
     write_results,
 )
-from fmnist.core.errors import run_stage
+from fmnist.data.prepared import Split
+from fmnist.models import build_model
 from fmnist.train.batches import to_device
-from fmnist.train.device import describe, peak_memory_mb, select_device, set_threads
+from fmnist.train.device import (
+    autocast_dtype,
+    describe,
+    peak_memory_mb,
+    select_device,
+    set_threads,
+)
 from fmnist.train.inference import predict_logits
+from fmnist.train.optim import make_optimizer
+from fmnist.train.training import memory_format
 
 
 class PerSampleDataset(Dataset):
@@ -72,19 +79,25 @@ class PerSampleDataset(Dataset):
         return self.images[i].float().div(255).unsqueeze(0), self.labels[i]
 
 
-def baseline_loop(
-    name: str, images: np.ndarray, labels: np.ndarray, device: torch.device
-) -> Callable[[int, int], int]:
+def baseline_loop(name: str, data: Split) -> Callable[[int, int], float]:
     """The plain loop for ``name``, warmed up: ``run(steps, seed)`` trains ``steps``
-    batches in a seeded shuffle and returns how many images it trained on."""
-    recipe, model, opt = setup(name, device, tuned=False)
-    dataset = PerSampleDataset(images, labels)
+    batches in a seeded shuffle and returns its images/s. What a tutorial writes: the
+    reference layers in the default memory format, the recipe's optimizer without its
+    fused kernel, a DataLoader converting one sample at a time, fp32."""
+    params = bench_params(name)
+    recipe = params.recipe
+    set_threads(params.train.threads, reproducible=params.train.reproducible)  # as the engine
+    device = select_device(params.train.device)
+    torch.manual_seed(0)
+    model = build_model(name, recipe.arch, fast=False).to(device)
+    opt = make_optimizer(recipe.optimizer, model.parameters(), lr=recipe.lr, fast=False)
+    dataset = PerSampleDataset(data.images, data.labels)
     model.train()
 
-    def run(steps: int, seed: int) -> int:
+    def run(steps: int, seed: int) -> float:
         order = torch.Generator().manual_seed(seed)
         loader = DataLoader(dataset, batch_size=recipe.batch_size, shuffle=True, generator=order)
-        seen = 0
+        seen, start = 0, time.perf_counter()
         for step, (x, y) in enumerate(loader):
             if step == steps:
                 break
@@ -95,13 +108,19 @@ def baseline_loop(
             opt.step()
             seen += len(y)
         sync(device)
-        return seen
+        return seen / (time.perf_counter() - start)
 
     run(3, 0)
     return run
 
 
-LOOPS = {"baseline": baseline_loop, "engine": training_loop}
+def engine_loop(name: str, data: Split) -> Callable[[int, int], float]:
+    """The train stage's function for ``name``: ``run(steps, seed)`` trains ``steps``
+    batches of a seeded sample and returns its images/s."""
+    return lambda steps, seed: training_rate(name, data, steps, seed)
+
+
+LOOPS = {"baseline": baseline_loop, "engine": engine_loop}
 
 
 def serve(
@@ -115,38 +134,30 @@ def serve(
     The warm-up is long because glibc's malloc raises its mmap threshold as it sees
     large blocks freed: the plain bilstm loop sped up from ~1,000 to ~1,450 images/s over
     its first ~80 steps, then held. A short warm-up timed that climb, not the loop."""
-    threads = set_threads(0)
-    device = select_device("auto")
-    images, labels = real_data(20_000)
-    run = LOOPS[loop](name, images, labels, device)
+    data = real_data(20_000)
+    run = LOOPS[loop](name, data)
     run(warmup, 0)
     conn.send(None)  # warmed up
     while (seed := conn.recv()) is not None:
-        conn.send(images_per_second(run, steps, seed))
+        conn.send(run(steps, seed))
     if loop != "engine":
         conn.send({})
         return
-    figures = engine_figures(name, images, labels, steps, target, device)
-    conn.send({"device": describe(device), "threads": threads, **figures})
+    conn.send(engine_figures(name, data, steps, target))
 
 
-def engine_figures(
-    name: str,
-    images: np.ndarray,
-    labels: np.ndarray,
-    steps: int,
-    target: float | None,
-    device: torch.device,
-) -> dict[str, Any]:
+def engine_figures(name: str, data: Split, steps: int, target: float | None) -> dict[str, Any]:
     """Inference rate, busy share, time to ``target`` and peak memory, in the engine's
     process: its peak is the train stage's, with no baseline in it."""
+    device = select_device(bench_params(name).train.device)
     figures: dict[str, Any] = {
+        "device": describe(device),
         "inference": round(inference_rate(name, device)),
-        "busy_fraction": round(busy_fraction(name, images, labels, min(steps, 20), device), 3),
+        "busy_fraction": round(busy_fraction(name, data, max(steps, 10)), 3),
         "time_to_accuracy": "",
     }
     if target:
-        seconds, total, _ = time_to_accuracy(name, target, device)
+        seconds, total, _ = time_to_accuracy(name, target)
         reached = f"in {seconds:.0f}s" if seconds is not None else f"not reached in {total:.0f}s"
         figures["time_to_accuracy"] = f"{target:.0%} {reached}"
     figures["peak_mb"] = round(peak_memory_mb(device))
@@ -154,15 +165,18 @@ def engine_figures(
 
 
 def inference_rate(name: str, device: torch.device, batch: int = 500) -> float:
-    _, model, _ = setup(name, device)
-    test = to_device(*real_data(10_000, "test"), device)
-    precision = precision_for(name, device)
-    predict_logits(model, test, batch, precision=precision)  # warm-up
+    """Test images/s of ``name``'s layers as the train stage builds them (untrained)."""
+    params = bench_params(name)
+    model = build_model(name, params.recipe.arch).to(device, memory_format=memory_format(device))
+    test = real_data(10_000, "test")
+    scored = to_device(test.images, test.labels, device)
+    precision = autocast_dtype(params.train.precision, device, params.train.reproducible)
+    predict_logits(model, scored, batch, precision=precision)  # warm-up
     sync(device)
     start = time.perf_counter()
-    predict_logits(model, test, batch, precision=precision)
+    predict_logits(model, scored, batch, precision=precision)
     sync(device)
-    return len(test) / (time.perf_counter() - start)
+    return len(scored) / (time.perf_counter() - start)
 
 
 def measure(
@@ -193,7 +207,7 @@ def measure(
             worker.join()
     return {
         "model": name,
-        "batch_size": load_params_for(name).recipe.batch_size,
+        "batch_size": bench_params(name).recipe.batch_size,
         **summarise(rounds),
         **figures,  # device and threads as the engine's process saw them
     }
@@ -226,24 +240,23 @@ def summarise(rounds: list[dict[str, float]]) -> dict[str, Any]:
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench speed", description=__doc__)
     parser.add_argument("models", nargs="+")
-    parser.add_argument("--steps", type=int, default=40)
+    parser.add_argument("--steps", type=step_count, default=40)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--warmup", type=int, default=100, help="untimed steps first")
     parser.add_argument("--time-to-accuracy", type=float, metavar="ACC")
-    parser.add_argument("--out", type=Path, help="write <out>.md and <out>.json")
-    args = parser.parse_args()
-    device = select_device("auto")
-    threads = set_threads(0)
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    params = bench_params(args.models[0], args.set)
     header = [
-        f"Device: {describe(device)}, {threads} threads; engine in {precision_label(device)}, "
-        f"baseline in fp32; each in a process of its own, warmed up ({args.warmup} steps), "
-        f"timed in turns: {args.repeats} rounds of {args.steps} steps, medians (ratio: "
-        "median of the rounds' ratios); "
-        "`python -m bench.speed`. Peak MB: the engine process's peak RSS (on CUDA, "
-        "tensors allocated).",
+        f"Engine: the train stage's function (kernels {params.train.reproducible}, "
+        f"precision {params.train.precision}); plain loop: fp32 eager PyTorch. Each in a "
+        f"process of its own, warmed up ({args.warmup} steps), timed in turns: "
+        f"{args.repeats} rounds of {args.steps} steps, medians (ratio: median of the "
+        "rounds' ratios). Peak MB: the engine process's peak RSS (on CUDA, tensors "
+        "allocated).",
         "",
         "| model | batch | engine img/s | baseline img/s | ratio | inference img/s "
         "| peak MB | busy % | time to accuracy |",
@@ -252,7 +265,7 @@ def main() -> None:
     print("\n".join(header), flush=True)
     rows, lines = [], list(header)
     for name in args.models:
-        load_params_for(name)  # an unknown name fails here, before a process is started
+        bench_params(name)  # an unknown name fails here, before a process is started
         row = measure(name, args.steps, args.repeats, args.time_to_accuracy, args.warmup)
         rows.append(row)
         lines.append(
@@ -263,7 +276,7 @@ def main() -> None:
         print(lines[-1], flush=True)
     write_results(
         args.out,
-        {"device": describe(device), "threads": threads, "rows": rows},
+        {"device": rows[0]["device"], "kernels": params.train.reproducible, "rows": rows},
         title="The engine against a plain PyTorch loop",
         about=header[0],
         columns=[
@@ -278,7 +291,3 @@ def main() -> None:
             ("time_to_accuracy", "time to accuracy"),
         ],
     )
-
-
-if __name__ == "__main__":
-    run_stage(main)

@@ -1,16 +1,16 @@
-"""The engine against Keras on this machine, timed in turns, for issue #4's CPU targets.
+"""The engine against Keras on this machine, timed in turns.
 
-    python -m bench.versus_keras --keras-python /tmp/tf/bin/python [model ...] \\
+    python -m bench keras --keras-python /tmp/tf/bin/python [model ...] \\
         [--rounds 3] [--steps 60] [--out results/versus_keras]
 
 A shared 2-core machine drifts: the same benchmark ran at half speed one minute and full
-speed the next, and two separate runs of `bench.epoch_seconds` and `keras_seconds.py` an
+speed the next, and two separate runs of `bench epochs` and `keras_seconds.py` an
 hour apart gave cnn1 4.5 and 9.0 s/epoch. So each model is timed by the engine and then at
 once by Keras (``bench/keras_seconds.py`` in the Keras virtual environment, which cannot
 share this one's packages), ``--rounds`` times in turn. Each timing is the median of three
 runs of ``--steps`` batches after a warm-up, scaled to a 50,000-image epoch. The table
-gives the medians and the median of the per-round ratios engine / Keras, against the
-issue's target: at most 1/2 (2/3 for the recurrent models).
+gives the medians and the median of the per-round ratios engine / Keras, against a
+target of at most 1/2 (2/3 for the recurrent models).
 """
 
 from __future__ import annotations
@@ -22,12 +22,10 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-import torch
-
-from bench.common import precision_label, write_results
+from bench.common import add_arguments, bench_params, step_count, write_results
 from bench.epoch_seconds import seconds_per_epoch
-from fmnist.core.errors import PipelineError, run_stage
-from fmnist.train.device import describe, select_device, set_threads
+from fmnist.core.errors import PipelineError
+from fmnist.train.device import describe, select_device
 
 KERAS_MODELS = ("cnn1", "cnn1-bn", "cnn2", "cnn3", "cifar-cnn", "vgg", "rnn", "bilstm")
 TARGET = {"rnn": 2 / 3, "bilstm": 2 / 3}  # the rest: 1/2
@@ -52,12 +50,12 @@ def keras_seconds(python: Path, name: str, steps: int) -> float:
 
 
 def compare(
-    name: str, python: Path, rounds: int, steps: int, device: torch.device
+    name: str, python: Path, rounds: int, steps: int, overrides: list[str]
 ) -> dict[str, float | str | bool]:
     """``rounds`` pairs of (engine, Keras) timings of ``name``, taken back to back."""
     engine, keras = [], []
     for _ in range(rounds):
-        engine.append(seconds_per_epoch(name, steps, device, repeats=3)["seconds_per_epoch"])
+        engine.append(seconds_per_epoch(name, steps, 3, overrides)["seconds_per_epoch"])
         keras.append(keras_seconds(python, name, steps))
     ratio = statistics.median(e / k for e, k in zip(engine, keras, strict=True))
     target = TARGET.get(name, 1 / 2)
@@ -74,23 +72,23 @@ def compare(
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench keras", description=__doc__)
     parser.add_argument("models", nargs="*", default=list(KERAS_MODELS))
     parser.add_argument("--keras-python", type=Path, required=True)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--steps", type=int, default=60)
-    parser.add_argument("--out", type=Path, help="write <out>.md and <out>.json")
-    args = parser.parse_args()
+    parser.add_argument("--steps", type=step_count, default=60)
+    add_arguments(parser)
+    args = parser.parse_args(argv)
     unknown = sorted(set(args.models) - set(KERAS_MODELS))
     if unknown:
         raise PipelineError(f"no Keras model for {unknown}; valid: {', '.join(KERAS_MODELS)}")
-    threads = set_threads(0)
-    device = select_device("auto")
+    params = bench_params(args.models[0], args.set)
+    device = select_device(params.train.device)
     lines = [
-        f"Seconds per 50,000-image training epoch on {describe(device)}, {threads} threads: "
-        f"the engine ({precision_label(device)}) and Keras (fp32) timed in turns, "
-        f"{args.rounds} rounds of {args.steps} steps; `python -m bench.versus_keras`.",
+        f"Seconds per 50,000-image training epoch on {describe(device)}: the engine (the "
+        f"train stage's function, kernels {params.train.reproducible}) and Keras (fp32) "
+        f"timed in turns, {args.rounds} rounds of {args.steps} steps.",
         "",
         "| model | engine s/epoch | Keras s/epoch | engine / Keras | target | met "
         "| rounds (engine / Keras) |",
@@ -99,7 +97,7 @@ def main() -> None:
     print("\n".join(lines), flush=True)
     rows = []
     for name in args.models:
-        row = compare(name, args.keras_python, args.rounds, args.steps, device)
+        row = compare(name, args.keras_python, args.rounds, args.steps, args.set)
         rows.append(row)
         pairs = ", ".join(
             f"{e} / {k}" for e, k in zip(row["engine_rounds"], row["keras_rounds"], strict=True)
@@ -115,7 +113,7 @@ def main() -> None:
         )
     write_results(
         args.out,
-        {"device": describe(device), "threads": threads, "rows": rows},
+        {"device": describe(device), "kernels": params.train.reproducible, "rows": rows},
         title="The engine against Keras on the same CPU",
         about=lines[0],
         columns=[
@@ -128,7 +126,3 @@ def main() -> None:
             ("rounds", "rounds (engine / Keras)"),
         ],
     )
-
-
-if __name__ == "__main__":
-    run_stage(main)

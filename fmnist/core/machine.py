@@ -8,6 +8,7 @@ import datetime as _dt
 import os
 import platform
 import shlex
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -83,6 +84,25 @@ def provenance() -> dict[str, Any]:
         command = ["python", *argv]
     return {
         "command": shlex.join(command),
+        "commit": git_commit(),
         "date": _dt.date.today().isoformat(),
         "machine": machine_info(),
     }
+
+
+def git_commit() -> str | None:
+    """The checkout's commit (short), ``+changes`` when its code differs from it: the
+    code a result was made with. None outside a git checkout."""
+
+    def git(*args: str) -> str | None:
+        try:
+            done = subprocess.run(["git", *args], capture_output=True, text=True, timeout=30)
+        except OSError:
+            return None
+        return done.stdout.strip() if done.returncode == 0 else None
+
+    commit = git("rev-parse", "--short=10", "HEAD")
+    if commit is None:
+        return None
+    changed = git("status", "--porcelain", "--", "fmnist", "stages", "bench", "conf")
+    return commit + ("+changes" if changed else "")
