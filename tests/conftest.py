@@ -3,33 +3,15 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import ROOT, python_stdout  # noqa: F401  (the tests import them from here)
 
-from bench.project_copy import copy_project  # noqa: F401  (the tests import it from here)
 from fmnist.data import formats
 from fmnist.data.datasets import FASHION_MNIST, DatasetSpec, IdxFile
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def python_stdout(code: str, *args: str) -> str:
-    """What ``python -c code args`` prints, run in a fresh interpreter from the repository
-    root: for properties of a whole process (memory, allocator) a pytest run would blur."""
-    run = subprocess.run(
-        [sys.executable, "-c", code, *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=300,
-    )
-    return run.stdout
 
 
 def synthetic_split(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -6,14 +6,17 @@ import json
 import time
 from pathlib import Path
 
+import pytest
 import yaml
 from test_resume import _stage, _workdir
+
+pytestmark = pytest.mark.slow  # trains in subprocesses
 
 
 def _set(run: Path, **train: object) -> None:
     params = yaml.safe_load((run / "params.yaml").read_text())
     params["train"].update(train)
-    params["models"]["fastcnn"]["epochs"] = 3
+    params["model"]["epochs"] = 3
     (run / "params.yaml").write_text(yaml.safe_dump(params))
 
 

@@ -55,6 +55,7 @@ def test_idx_reader_parses_or_refuses_any_bytes(data: bytes, gz: bool) -> None:
 
 @FUZZ
 @given(st.integers(1, 4), st.integers(10**6, 2**32 - 1))
+@pytest.mark.slow
 def test_forged_header_is_refused_without_allocating(ndim: int, big: int) -> None:
     header = bytes([0, 0, 0x0D, ndim]) + struct.pack(f">{ndim}I", *([big] * ndim))
     path = _write(header + b"\x00" * 64, "forged.idx")

@@ -11,45 +11,27 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import yaml
-from conftest import copy_project
+from helpers import dvc, dvc_repo, output
 
 from bench.project_copy import GUARD_PROFILE
 
-pytestmark = pytest.mark.e2e
-BIN = Path(sys.executable).parent
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 SMALL = GUARD_PROFILE  # tests/reference/portable.json was made with it
 
 
 def run(repo: Path, *args: str, check: bool = True) -> str:
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "DVC_NO_ANALYTICS": "1"}
-    proc = subprocess.run(args, cwd=repo, env=env, capture_output=True, text=True, timeout=600)
-    output = proc.stdout + proc.stderr
-    if check and proc.returncode != 0:
-        raise AssertionError(f"{' '.join(args)} failed ({proc.returncode}):\n{output}")
-    return output
-
-
-def dvc(repo: Path, *args: str) -> str:
-    return run(repo, str(BIN / "dvc"), *args)
+    return output(repo, *args, check=check)
 
 
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    repo = copy_project(tmp_path_factory.mktemp("repo"), SMALL)
-    run(repo, "git", "init", "-q")
-    run(repo, "git", "config", "user.email", "test@example.invalid")
-    run(repo, "git", "config", "user.name", "test")
-    dvc(repo, "init", "-q")
-    dvc(repo, "remote", "add", "-d", "local", str(repo.parent / "remote"))
-    run(repo, "git", "add", "-A")
-    run(repo, "git", "commit", "-qm", "init")
-    return repo
+    root = tmp_path_factory.mktemp("repo")
+    return dvc_repo(root / "repo", SMALL, remote=root / "remote")
 
 
 def metrics(repo: Path) -> dict:
@@ -116,15 +98,29 @@ def test_evaluation_param_reruns_only_evaluate(repo: Path) -> None:
     assert "Running stage 'train'" not in out and "Running stage 'prepare'" not in out
 
 
-def test_another_models_recipe_reruns_only_the_check(repo: Path) -> None:
-    params = yaml.safe_load((repo / "params.yaml").read_text())
-    lr = params["models"]["cnn1"]["lr"]
-    for value in (lr * 2, lr):  # and back, for the tests after this one
-        params["models"]["cnn1"]["lr"] = value
-        (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-        out = dvc(repo, "repro")
-        assert "Running stage 'check'" in out
-        assert "Running stage 'download'" not in out and "Running stage 'train'" not in out
+def test_another_models_recipe_reruns_nothing(repo: Path) -> None:
+    recipe = repo / "conf/model/cnn1.yaml"
+    before = recipe.read_text()
+    recipe.write_text(before.replace("lr: 0.001", "lr: 0.002"))
+    try:
+        assert "Running stage" not in dvc(repo, "repro")
+    finally:
+        recipe.write_text(before)
+
+
+def test_default_experiment_shows_the_selected_recipe_only(repo: Path) -> None:
+    shown = json.loads(dvc(repo, "exp", "show", "--json", "--no-pager"))
+    columns = shown[0]["data"]["params"]["params.yaml"]["data"]
+
+    def flat(node: object, prefix: str = "") -> list[str]:
+        if not isinstance(node, dict):
+            return [prefix]
+        return [k for key, v in node.items() for k in flat(v, f"{prefix}.{key}".strip("."))]
+
+    names = flat(columns)
+    assert "model.name" in names and "model.lr" in names and "train.seed" in names
+    assert not any(n.startswith("models.") for n in names)
+    assert len(names) <= 40, f"{len(names)} param columns: {names}"
 
 
 def test_same_params_give_identical_metrics(repo: Path) -> None:
@@ -173,17 +169,18 @@ def test_verify_answers_identical_then_names_the_changed_param(repo: Path) -> No
 
 
 def test_experiment_switches_model_and_diffs_show_it(repo: Path) -> None:
-    dvc(repo, "exp", "run", "-S", "model=cnn1", "-S", "models.cnn1.epochs=1")
+    dvc(repo, "exp", "run", "-S", "model=cnn1", "-S", "model.epochs=1")
     train = json.loads((repo / "metrics/train.json").read_text())["train"]
     assert train["model"] == "cnn1" and train["train_images"] == 1000 and train["val_held_out"]
     table = dvc(repo, "exp", "show", "--md", "--no-pager")
     assert "cnn1" in table and "fastcnn" in table and "test.accuracy" in table
-    assert "model" in dvc(repo, "params", "diff")
+    diff = dvc(repo, "params", "diff")
+    assert "model.name" in diff and "cnn1" in diff and "model.epochs" in diff
     assert "test.accuracy" in dvc(repo, "metrics", "diff", "--md")
 
 
 def test_classic_baseline_runs_through_the_same_pipeline(repo: Path) -> None:
-    dvc(repo, "exp", "run", "-S", "model=logreg", "-S", "models.logreg.arch.max_iter=20")
+    dvc(repo, "exp", "run", "-S", "model=logreg", "-S", "model.arch.max_iter=20")
     train = json.loads((repo / "metrics/train.json").read_text())["train"]
     assert train["model"] == "logreg" and train["epochs_run"] == 1
     assert train["params"]["total"] == 7850  # 784 x 10 weights + 10 biases, fitted
@@ -203,7 +200,7 @@ def test_sweep_queues_zoo_models_and_leaderboard_reports_them(repo: Path) -> Non
         "--poll",
         "2",
         "--set",
-        "models.cnn3.epochs=1",
+        "model.epochs=1",
     )
     assert "queued zoo-cnn3" in out
     board = run(repo, sys.executable, "-m", "fmnist.review.leaderboard", "--out", "results")
@@ -216,9 +213,9 @@ def test_sweep_queues_zoo_models_and_leaderboard_reports_them(repo: Path) -> Non
 def test_experiments_table_and_promoting_the_best(repo: Path) -> None:
     table = run(repo, sys.executable, "-m", "fmnist.review.experiments", "table", "--md")
     header = table.splitlines()[0]
-    assert "test.accuracy" in header and "train.lr" in header and "| model " in header
+    assert "test.accuracy" in header and "train.lr" in header and "model.name" in header
     assert "train.val_held_out" in header  # a val accuracy that was trained on says so
-    assert "models.cnn1.lr" not in header  # recipe columns of other models are dropped
+    assert "model.arch" not in header  # the useful columns only
     out = run(
         repo, sys.executable, "-m", "fmnist.review.experiments", "promote", "--branch", "best"
     )

@@ -184,7 +184,7 @@ def test_onnx_export_agrees_with_pytorch(in_tmp: Path, trained) -> None:
 
 
 def test_a_checkpoint_read_from_memory_is_the_file_and_garbage_is_named(trained) -> None:
-    """bench.ensemble reads other revisions' models from the DVC cache as bytes."""
+    """The registry reads a released model from the DVC cache as bytes."""
     import io
 
     from fmnist.train.checkpoint import load_checkpoint, read_checkpoint

@@ -3,7 +3,6 @@ resolve, from another directory, through a DVC remote, without this checkout."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from conftest import ROOT, save_small_model
+from conftest import save_small_model
+from helpers import run
 
 from fmnist.core.errors import PipelineError
 from fmnist.data.datasets import FASHION_MNIST
@@ -32,16 +32,7 @@ DVC_YAML = """artifacts:
 
 
 def _run(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    env = {
-        **os.environ,
-        "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
-        "PYTHONPATH": str(ROOT),
-        "DVC_NO_ANALYTICS": "1",
-    }
-    done = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
-    if check:
-        assert done.returncode == 0, f"{args}: {done.stdout}{done.stderr}"
-    return done
+    return run(cwd, *args, check=check, timeout=300)
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +43,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (repo / "models").mkdir(parents=True)
     save_small_model(repo / "models/model.pt")
     (repo / "dvc.yaml").write_text(DVC_YAML)
-    (repo / "params.yaml").write_text("model: fastcnn\n")
+    (repo / "params.yaml").write_text("model:\n  name: fastcnn\n")
     (repo / "metrics").mkdir()
     (repo / "metrics/metrics.json").write_text('{"test": {"accuracy": 0.9123}}')
     (repo / "metrics/train.json").write_text('{"train": {"model": "fastcnn"}}')

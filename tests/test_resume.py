@@ -12,15 +12,21 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 import yaml
 from conftest import ROOT
+from helpers import run
 
+from fmnist.core.config import CONF, write_params
 from fmnist.data import formats
 from fmnist.data.datasets import FASHION_MNIST
 from fmnist.data.prepared import Split, save_split
 
 DEBIAN = Path(FASHION_MNIST.debian_folder)
+
+
+pytestmark = pytest.mark.slow  # trains in subprocesses
 
 
 def _workdir(path: Path) -> Path:
@@ -34,22 +40,13 @@ def _workdir(path: Path) -> Path:
         ("test", slice(2000, 2500)),
     ):
         save_split(path / f"data/prepared/{name}.npz", Split(images[sl], labels[sl]))
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    params["models"]["fastcnn"].update(epochs=4, arch={"width": 8, "dropout": 0.25})
-    (path / "params.yaml").write_text(yaml.safe_dump(params))
+    overrides = ["model.epochs=4", "model.arch.width=8", "model.arch.dropout=0.25"]
+    write_params(path / "params.yaml", overrides, ROOT / CONF)
     return path
 
 
 def _stage(cwd: Path, stage: str, **env: str) -> subprocess.CompletedProcess:
-    full_env = {**os.environ, "PYTHONPATH": str(ROOT), **env}
-    return subprocess.run(
-        [sys.executable, "-m", f"stages.{stage}"],
-        cwd=cwd,
-        env=full_env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    return run(cwd, sys.executable, "-m", f"stages.{stage}", check=False, timeout=300, **env)
 
 
 def _killed_after_an_epoch(cwd: Path) -> int:
@@ -94,9 +91,9 @@ def test_killed_run_resumes_to_identical_results(tmp_path: Path) -> None:
 
     a, b = _weights(straight), _weights(killed)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-    for run in (straight, killed):
-        assert _stage(run, "evaluate").returncode == 0
-    metrics = [(run / "metrics/metrics.json").read_bytes() for run in (straight, killed)]
+    for work in (straight, killed):
+        assert _stage(work, "evaluate").returncode == 0
+    metrics = [(work / "metrics/metrics.json").read_bytes() for work in (straight, killed)]
     assert metrics[0] == metrics[1]
     rows = (killed / "metrics/live/plots/metrics/train/accuracy.tsv").read_text().splitlines()
     steps = [row.split("\t")[0] for row in rows[1:]]
@@ -104,12 +101,12 @@ def test_killed_run_resumes_to_identical_results(tmp_path: Path) -> None:
 
 
 def test_other_params_or_fresh_flag_start_fresh(tmp_path: Path) -> None:
-    run = _workdir(tmp_path / "run")
-    _killed_after_an_epoch(run)
-    params = yaml.safe_load((run / "params.yaml").read_text())
+    work = _workdir(tmp_path / "run")
+    _killed_after_an_epoch(work)
+    params = yaml.safe_load((work / "params.yaml").read_text())
     params["train"]["resume"] = False
-    (run / "params.yaml").write_text(yaml.safe_dump(params))
-    fresh = _stage(run, "train")
+    (work / "params.yaml").write_text(yaml.safe_dump(params))
+    fresh = _stage(work, "train")
     assert fresh.returncode == 0 and "resuming" not in fresh.stderr
-    assert json.loads((run / "metrics/train.json").read_text())["train"]["resumed_from_epoch"] == 0
-    shutil.rmtree(run / "metrics")
+    assert json.loads((work / "metrics/train.json").read_text())["train"]["resumed_from_epoch"] == 0
+    shutil.rmtree(work / "metrics")

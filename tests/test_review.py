@@ -7,13 +7,13 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import yaml
 from conftest import ROOT, headless_chromium
+from helpers import run
 
 from fmnist.core import plots
 from fmnist.data.datasets import FASHION_MNIST
@@ -55,10 +55,7 @@ def _write_run(root: Path, accuracy_noise: int, seed: int) -> None:
 
 
 def _run(cwd: Path, *args: str) -> str:
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "DVC_NO_ANALYTICS": "1"}
-    proc = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    return proc.stdout
+    return run(cwd, *args, timeout=300).stdout
 
 
 def test_comparison_report_between_two_commits(tmp_path: Path) -> None:
@@ -74,7 +71,7 @@ def test_comparison_report_between_two_commits(tmp_path: Path) -> None:
     _run(tmp_path, "git", "commit", "-qm", "base")
     _write_run(tmp_path, accuracy_noise=10, seed=1)
     params = yaml.safe_load((tmp_path / "params.yaml").read_text())
-    params["models"]["fastcnn"]["epochs"] = 12
+    params["model"]["epochs"] = 12
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
 
     _run(tmp_path, sys.executable, "-m", "fmnist.review.compare", "--out", "compare")
@@ -84,7 +81,7 @@ def test_comparison_report_between_two_commits(tmp_path: Path) -> None:
     assert "0.8" in accuracy and "0.95" in accuracy  # both sides' values
     assert re.search(r"\| 0\.15 ", accuracy)  # and the change
     assert re.search(r"test\.per_class\.\S+\.f1", report)  # per-class F1 rows
-    assert "models.fastcnn.epochs" in report and "12" in report
+    assert "model.epochs" in report and "12" in report
     assert "| better |" in report and "## Misclassifications that changed most" in report
     for side in ("base", "workspace"):
         for name in ("learning_curves", "confusion"):

@@ -1,0 +1,75 @@
+"""What the tests share to run real commands: one subprocess runner, and one temporary
+git + DVC repository of the pipeline (Hydra composition on, as in this repository)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from bench.project_copy import copy_project
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+def run(
+    cwd: Path, *args: str, check: bool = True, timeout: float = 600, **env: str
+) -> subprocess.CompletedProcess:
+    """``args`` in ``cwd``, with this virtual environment's commands first on PATH, the
+    repository importable and DVC's analytics off; ``check``: a failure fails the test
+    with the command's whole output."""
+    full_env = {
+        **os.environ,
+        "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
+        "PYTHONPATH": str(ROOT),
+        "DVC_NO_ANALYTICS": "1",
+        **env,
+    }
+    done = subprocess.run(
+        args, cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout
+    )
+    if check and done.returncode != 0:
+        raise AssertionError(
+            f"{' '.join(args)} failed ({done.returncode}):\n{done.stdout}{done.stderr}"
+        )
+    return done
+
+
+def output(cwd: Path, *args: str, check: bool = True, **env: str) -> str:
+    """What ``args`` printed, stdout then stderr (see :func:`run`)."""
+    done = run(cwd, *args, check=check, **env)
+    return done.stdout + done.stderr
+
+
+def dvc(cwd: Path, *args: str, check: bool = True) -> str:
+    """What ``dvc args`` printed, run with this environment's DVC."""
+    return output(cwd, str(BIN / "dvc"), *args, check=check)
+
+
+def python_stdout(code: str, *args: str) -> str:
+    """What ``python -c code args`` prints, run in a fresh interpreter from the repository
+    root: for properties of a whole process (memory, allocator) a pytest run would blur."""
+    return run(ROOT, sys.executable, "-c", code, *args, timeout=300).stdout
+
+
+def dvc_repo(
+    path: Path,
+    overrides: dict[tuple[str, ...], object],
+    model: str | None = None,
+    remote: Path | None = None,
+) -> Path:
+    """A git + DVC repository of the pipeline in ``path``, its conf/ given ``overrides``
+    (:func:`bench.project_copy.copy_project`), committed: ``dvc exp run`` needs a commit."""
+    repo = copy_project(path, overrides, model)
+    run(repo, "git", "init", "-q", "-b", "main")
+    run(repo, "git", "config", "user.email", "test@example.invalid")
+    run(repo, "git", "config", "user.name", "test")
+    dvc(repo, "init", "-q")
+    dvc(repo, "config", "hydra.enabled", "true")
+    if remote is not None:
+        dvc(repo, "remote", "add", "-d", "local", str(remote))
+    run(repo, "git", "add", "-A")
+    run(repo, "git", "commit", "-qm", "the project")
+    return repo
