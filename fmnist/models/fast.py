@@ -3,9 +3,9 @@
 Three 3x3 convs of 32/64/128 filters, each followed by max-pool *then* batch norm and
 ReLU: pooling first means the normalisation and activation touch a quarter of the
 values (max-pool commutes with the monotonic ReLU; BN after the pool is a design
-choice, not a rewrite of a reference model). With its params.yaml recipe (Adam one-cycle,
-flips, label smoothing, flip TTA, 10 epochs on all 60,000 training images) it reaches
-93.4% test, the best report's figure, in about three minutes of a 2-core CPU.
+choice, not a rewrite of a reference model). With its recipe (conf/model/fastcnn.yaml:
+Adam one-cycle, flips, label smoothing, flip TTA, 10 epochs on all 60,000 training
+images) it reaches the best report's figure in about five minutes of a 2-core CPU.
 """
 
 from __future__ import annotations
@@ -70,10 +70,9 @@ def fastcnn_wide(
     dropout: float = 0.25,
     stem: int = 0,
 ) -> nn.Module:
-    """fastcnn at twice the width (64/128/256 filters), for a CPU budget of 15 minutes:
-    its params.yaml recipe adds a 16-filter stem (worth +0.24 points at equal training
-    time), trains longer, with shifts, and averages shifted views at test time. The
-    stem stays off by default so that runs from before it keep their meaning."""
+    """fastcnn at twice the width (64/128/256 filters): its recipe adds a 16-filter
+    stem, trains longer, with shifts, and averages shifted views at test time. The stem
+    stays off by default so that runs from before it keep their meaning."""
     return fastcnn(in_shape, num_classes, width, activation, dropout, stem)
 
 
@@ -87,6 +86,6 @@ def fastcnn_hour(
     stem: int = 16,
 ) -> nn.Module:
     """fastcnn-wide's layers (16-filter stem included) under their own name, for a CPU
-    budget of an hour: its params.yaml recipe is fastcnn-wide's, for as many epochs as
-    an hour of the project's slowest CPU kind (AVX2 only, fp32) trains."""
+    budget of an hour: its recipe is fastcnn-wide's for as many epochs as an hour of the
+    project's slowest CPU kind (AVX2 only, fp32) trains."""
     return fastcnn(in_shape, num_classes, width, activation, dropout, stem)

@@ -20,12 +20,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from fmnist.core.atomic import write_text
+from fmnist.core.config import CONF
 from fmnist.core.errors import PipelineError, run_stage
 from fmnist.core.machine import describe_machine
 from fmnist.review.tables import markdown_table
+from fmnist.train.params import model_recipes
 
 RESULTS = Path("results")
 PAGES = [Path("README.md"), *sorted(Path("docs").glob("*.md"))]
@@ -41,18 +41,22 @@ def load_result(path: Path) -> dict[str, Any]:
     except (OSError, ValueError) as exc:
         raise PipelineError(f"cannot read {path}: {exc}") from None
     missing = [
-        k for k in ("title", "command", "date", "machine", "columns", "rows") if k not in payload
+        k
+        for k in ("title", "command", "commit", "date", "machine", "columns", "rows")
+        if k not in payload
     ]
     if missing:
         raise PipelineError(f"{path} lacks {', '.join(missing)}: rerun the command that made it")
     return payload
 
 
-def provenance_line(payload: dict[str, Any]) -> str:
-    """Where and how the figures were measured, in one line under each table."""
+def provenance_line(payload: dict[str, Any], commit: bool = False) -> str:
+    """Where and how the figures were measured, in one line under each table; ``commit``
+    (results/*.md, not the user docs) also names the code's commit."""
     verb = "Built" if payload.get("built") else "Measured"
+    at = f", at commit {payload['commit']}" if commit else ""
     return (
-        f"*{verb} on {describe_machine(payload['machine'])}, {payload['date']}, by "
+        f"*{verb} on {describe_machine(payload['machine'])}, {payload['date']}{at}, by "
         f"`{payload['command']}`.*\n"
     )
 
@@ -64,7 +68,12 @@ def table(payload: dict[str, Any]) -> str:
 
 def render_result(payload: dict[str, Any]) -> str:
     """The whole results/NAME.md page of a result."""
-    parts = [f"# {payload['title']}\n", payload.get("about", "").strip() + "\n", table(payload)]
+    first = markdown_table(payload["columns"], payload["rows"])
+    parts = [
+        f"# {payload['title']}\n",
+        payload.get("about", "").strip() + "\n",
+        first + "\n" + provenance_line(payload, commit=True),
+    ]
     parts += [f"![{Path(image).stem}]({image})\n" for image in payload.get("images", [])]
     for extra in payload.get("tables", []):
         parts.append(f"## {extra['title']}\n")
@@ -74,17 +83,24 @@ def render_result(payload: dict[str, Any]) -> str:
     return "\n".join(p for p in parts if p.strip()).rstrip("\n") + "\n"
 
 
-def zoo_table(leaderboard: dict[str, Any], params: dict[str, Any]) -> str:
+def zoo_order(name: str) -> tuple[bool, int, str]:
+    """This project's models first, then the reports' in their order (A to E), then the
+    publisher's benchmarks: the order of every table of the zoo."""
+    from fmnist.review.reference import REPORTED
+
+    order = list(REPORTED)
+    return (name in REPORTED, order.index(name) if name in REPORTED else 0, name)
+
+
+def zoo_table(leaderboard: dict[str, Any], recipes: dict[str, dict[str, Any]]) -> str:
     """One row per model: its report, size, reported and measured accuracy, CPU time."""
     from fmnist.models import build_model, list_models
     from fmnist.models.summary import keras_param_counts
     from fmnist.review.reference import REPORTED
 
     measured = {row["model"]: row for row in leaderboard.get("current_recipes", [])}
-    recipes = params.get("models") or {}
-    order = {name: i for i, name in enumerate(REPORTED)}  # the reports' order, A to E
     rows = []
-    for name in sorted(list_models(), key=lambda n: (n in order, order.get(n, 0), n)):
+    for name in sorted(list_models(), key=zoo_order):
         reported = REPORTED.get(name)
         arch = (recipes.get(name) or {}).get("arch") or {}
         trainable, frozen = keras_param_counts(build_model(name, arch, fast=False))
@@ -115,7 +131,7 @@ def zoo_table(leaderboard: dict[str, Any], params: dict[str, Any]) -> str:
         ("device", "device"),
     ]
     about = (
-        "Measured: test accuracy of the recipe in params.yaml, mean ± sd over the seeds run "
+        "Measured: test accuracy of the recipe in conf/model/, mean ± sd over the seeds run "
         "(one figure: one run), from results/leaderboard.json; train time is the runs' "
         "mean; device `cpu bf16` trained under bf16 autocast. Blank: not run with this "
         "recipe yet.\n\n"
@@ -123,20 +139,19 @@ def zoo_table(leaderboard: dict[str, Any], params: dict[str, Any]) -> str:
     return about + markdown_table(columns, rows) + "\n" + provenance_line(leaderboard)
 
 
-def layers_table(params: dict[str, Any]) -> str:
+def layers_table(recipes: dict[str, dict[str, Any]]) -> str:
     """Each model's layers (its builder's docstring, first paragraph) and its recipe in
-    params.yaml, as the leaderboard describes recipes."""
+    conf/model/, as the leaderboard describes recipes."""
     from fmnist.models.registry import builder_summary
     from fmnist.review.runs import describe_recipe
 
-    recipes = params.get("models") or {}
     rows = [
         {
             "name": f"`{name}`",
             "layers": builder_summary(name),
-            "recipe": describe_recipe(name, recipes.get(name) or {}, params.get("prepare") or {}),
+            "recipe": describe_recipe(name, recipe),
         }
-        for name in recipes
+        for name, recipe in sorted(recipes.items(), key=lambda item: zoo_order(item[0]))
     ]
     return markdown_table([("name", "model"), ("layers", "layers"), ("recipe", "recipe")], rows)
 
@@ -164,17 +179,17 @@ def results_index(results: dict[str, dict[str, Any]]) -> str:
 
 
 def fill(
-    text: str, results: dict[str, dict[str, Any]], source: Path, params: dict[str, Any]
+    text: str, results: dict[str, dict[str, Any]], source: Path, recipes: dict[str, dict]
 ) -> str:
-    """``text`` with every generated block rewritten from ``results`` and ``params``
-    (params.yaml, for the zoo's recipes)."""
+    """``text`` with every generated block rewritten from ``results`` and ``recipes``
+    (conf/model/'s, for the zoo)."""
 
     def block(match: re.Match[str]) -> str:
         name = match.group(2)
         if name == "zoo":
-            body = zoo_table(_need(results, "leaderboard", source), params)
+            body = zoo_table(_need(results, "leaderboard", source), recipes)
         elif name == "layers":
-            body = layers_table(params)
+            body = layers_table(recipes)
         elif name == "results-index":
             body = results_index(results)
         else:
@@ -193,12 +208,12 @@ def _need(results: dict[str, dict[str, Any]], name: str, source: Path) -> dict[s
 def rendered(root: Path = Path(".")) -> dict[Path, str]:
     """Every generated file's path and the text it should have."""
     results = {p.stem: load_result(p) for p in sorted((root / RESULTS).glob("*.json"))}
-    params = yaml.safe_load((root / "params.yaml").read_text()) or {}
+    recipes = model_recipes(root / CONF)
     out = {root / RESULTS / f"{name}.md": render_result(p) for name, p in results.items()}
     for page in PAGES:
         path = root / page
         if path.is_file():
-            out[path] = fill(path.read_text(), results, page, params)
+            out[path] = fill(path.read_text(), results, page, recipes)
     return out
 
 
