@@ -22,6 +22,7 @@ from bench.common import (
     step_count,
     write_results,
 )
+from fmnist.core import kernels
 from fmnist.train.device import describe, select_device
 
 
@@ -40,6 +41,7 @@ def seconds_per_epoch(
         "images_per_second": round(rate),
         "epochs": recipe.epochs,
         "full_recipe_minutes": round(EPOCH_IMAGES / rate * recipe.epochs / 60, 1),
+        "pinned": kernels.is_pinned(),  # the portable AVX2 baseline, or all the CPU has
     }
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -28,10 +29,15 @@ def time_in_child(mode: str, model: str, steps: int) -> float:
     (``python -m bench`` pins before torch loads)."""
     child = [sys.executable, "-m", "bench", "epochs", model, "--steps", str(steps), "--json"]
     child += ["--set", f"train.reproducible={mode}", "--set", "train.device=cpu"]
-    run = subprocess.run(child, capture_output=True, text=True, timeout=1800)
+    # this process was pinned as params.yaml says: a fastest child must not inherit it
+    env = {k: v for k, v in os.environ.items() if k not in kernels.PORTABLE_ENV}
+    run = subprocess.run(child, capture_output=True, text=True, timeout=1800, env=env)
     if run.returncode != 0:
         raise SystemExit(f"{' '.join(child)} failed: {run.stderr.strip().splitlines()[-1:]}")
-    return json.loads(run.stdout.strip().splitlines()[-1])[0]["seconds_per_epoch"]
+    (row,) = json.loads(run.stdout.strip().splitlines()[-1])
+    if row["pinned"] != (mode == "portable"):
+        raise SystemExit(f"the {mode} child ran {'pinned' if row['pinned'] else 'unpinned'}")
+    return row["seconds_per_epoch"]
 
 
 def measure(models: list[str], rounds: int, steps: int) -> list[dict]:
