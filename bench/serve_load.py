@@ -63,7 +63,7 @@ def start_server(models: Path, *options: str) -> tuple[subprocess.Popen, str]:
 
 def png_bytes(count: int) -> list[bytes]:
     """``count`` real test images, encoded as PNG."""
-    images, _ = real_data(count, "test")
+    images = real_data(count, "test").images
     out = []
     for image in images:
         buffer = io.BytesIO()

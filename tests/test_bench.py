@@ -215,3 +215,10 @@ def test_the_gpu_suite_runs_tiny_on_a_cpu_and_writes_every_field(tmp_path: Path)
     ]
     assert payload["machine"]["cores"] >= 1 and payload["skipped"] == []
     assert "| cnn2-bn | 128 |" in out.with_suffix(".md").read_text()
+
+
+def test_the_serve_load_sends_real_test_images_as_png() -> None:
+    from bench.serve_load import png_bytes
+
+    pngs = png_bytes(3)
+    assert len(pngs) == 3 and all(p[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
