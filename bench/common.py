@@ -53,8 +53,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def step_count(text: str) -> int:
-    """An argparse type: a timed run of at least 10 steps (fewer time the warm-up, and
-    a one-cycle schedule of exactly 1/warmup steps cannot be built)."""
+    """An argparse type: a timed run of at least 10 steps (fewer time the warm-up, not
+    the loop)."""
     value = int(text)
     if value < 10:
         raise argparse.ArgumentTypeError(f"{value} steps; use at least 10")

@@ -6,16 +6,20 @@ from __future__ import annotations
 import errno
 import gzip
 import hashlib
+import os
 import pickle
 import re
 import struct
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from conftest import png_with_rows, python_stdout, synthetic_split
-from helpers import dvc, dvc_repo, run
+from helpers import BIN, dvc, dvc_repo, run
 
 from fmnist.core import atomic
 from fmnist.core.atomic import atomic_dir, atomic_path, write_json
@@ -23,7 +27,7 @@ from fmnist.core.errors import FormatError, PipelineError, run_stage
 from fmnist.data import formats
 from fmnist.data.datasets import FASHION_MNIST
 from fmnist.data.sources import fetch
-from fmnist.models import build_model
+from fmnist.models import build_model, check_arch
 from fmnist.serve.images import ImageError, load_image
 from fmnist.train.checkpoint import load_checkpoint, save_checkpoint
 
@@ -213,7 +217,9 @@ def test_a_code_running_checkpoint_is_refused_without_unsafe_advice(tmp_path: Pa
         ({"input": None}, "input missing"),
         ({"model": "nope"}, "unknown model 'nope'"),
         ({"classes": ["only one"]}, "1 classes"),
-        ({"arch": {"width": 200_000}}, "weights do not fit its architecture options"),
+        ({"arch": {"width": 16}}, "weights do not fit its architecture options"),
+        ({"arch": {"width": 200_000}}, "architecture is refused.*over half of this machine"),
+        ({"arch": {"width": 10**9}}, "architecture is refused"),
         ({"arch": {"width": -3}}, "architecture is refused"),
     ],
 )
@@ -223,6 +229,75 @@ def test_a_forged_checkpoint_is_refused_before_anything_is_built(
     path = _saved(tmp_path, **changes)
     with pytest.raises(PipelineError, match=said):
         load_checkpoint(path)
+
+
+def test_nan_weights_and_a_forged_classic_model_are_refused_in_one_line(tmp_path: Path) -> None:
+    state = build_model("fastcnn", {"width": 8}).state_dict()
+    state = {
+        k: torch.full_like(v, float("nan")) if v.is_floating_point() else v
+        for k, v in state.items()
+    }
+    with pytest.raises(PipelineError, match=r"weights are not all finite .*lower model.lr"):
+        load_checkpoint(_saved(tmp_path, state_dict=state))
+    path = tmp_path / "logreg.pt"
+    save_checkpoint(
+        path,
+        model_name="logreg",
+        arch={},
+        state_dict={"coef": torch.zeros(3, 3)},
+        classes=FASHION_MNIST.classes,
+        in_shape=(1, 28, 28),
+    )
+    with pytest.raises(PipelineError, match=r"its weights do not fit its model"):
+        load_checkpoint(path)
+
+
+def test_the_model_size_is_judged_without_allocating_it() -> None:
+    start = time.perf_counter()
+    problems = check_arch("fastcnn", {"width": 4000})
+    assert time.perf_counter() - start < 1.0
+    assert len(problems) == 1 and "GiB to train" in problems[0]
+    assert check_arch("fastcnn", {"width": 32}) == []
+
+
+def test_predict_refuses_bad_options_before_any_work(tmp_path: Path, capsys) -> None:
+    from fmnist.serve.predict import main as predict
+
+    with pytest.raises(SystemExit):
+        predict(["x.png", "--batch-size", "0"])
+    assert "--batch-size: 0; use at least 1" in capsys.readouterr().err
+    with pytest.raises(PipelineError, match=r"--csv: .*nowhere is not a folder"):
+        predict(["x.png", "--csv", str(tmp_path / "nowhere" / "out.csv")])
+    fifo = tmp_path / "pipe.png"
+    os.mkfifo(fifo)
+    with pytest.raises(ImageError, match="not a regular file"):
+        load_image(fifo)
+
+
+def test_a_missing_device_is_named_as_the_user_typed_it() -> None:
+    from fmnist.train.device import select_device
+
+    # Apple's GPU: absent on every Linux machine, the CI's included
+    with pytest.raises(PipelineError, match=r"^--device is 'mps' but no mps device"):
+        select_device("mps", "--device")
+
+
+def test_the_registry_names_what_is_wrong_with_a_repo_or_an_artifact(tmp_path: Path) -> None:
+    from fmnist.serve.registry import load
+
+    with pytest.raises(PipelineError, match=r"is not a git repository"):
+        load(repo=str(tmp_path))
+    with pytest.raises(PipelineError, match=r"ONNX export runs in onnxruntime"):
+        load("fashion-cnn-onnx", "v1.0.0", repo=str(tmp_path))
+
+
+def test_a_valid_file_of_another_dataset_is_named(tmp_path: Path) -> None:
+    from fmnist.data.datasets import MNIST
+    from fmnist.data.sources import verify_idx
+
+    debian = Path(FASHION_MNIST.debian_folder) / "t10k-labels-idx1-ubyte.gz"
+    with pytest.raises(PipelineError, match=r"valid fashion-mnist file, not mnist's"):
+        verify_idx(MNIST, debian)
 
 
 def test_a_good_checkpoint_still_loads(tmp_path: Path) -> None:
@@ -241,10 +316,15 @@ SMALL = {
 }
 REFUSED = {  # refused by stage check, in one line
     "model.lr=-1": "model.lr is -1.0; use a positive learning rate",
+    "model.lr=inf": "model.lr is inf; use a positive learning rate",
+    "train.seed=-5": "train.seed is -5; use 0 to",
+    "prepare.seed=-1": "prepare.seed is -1; use 0 to",
+    "prepare.test_limit=5": "prepare.test_limit is 5; use 0 (all)",
+    "model.arch.width=100000": "over half of this machine's",
     "model.epochs=0": "model.epochs is 0; use at least 1",
     "model.batch_size=0": "model.batch_size is 0; use at least 1",
     "model.optimizer=adamm": "model.optimizer is 'adamm'; valid: adam",
-    "prepare.val_size=70000": "prepare.val_size is 70000 but only 600 training images",
+    "prepare.val_size=70000": "prepare.val_size is 70000 but 600 training images",
     "data.dataset=svhn": "data.dataset is 'svhn'; valid: fashion-mnist",
     "model.name=nope": "model.name is 'nope'; valid names: bilstm, cifar-cnn",
     "train.reproducible=fast": "train.reproducible is 'fast'; valid: portable, fastest",
@@ -309,3 +389,120 @@ def test_a_forged_huge_image_names_the_projects_limit(tmp_path: Path) -> None:
     path.write_bytes(png_with_rows(30_000, 30_000, 1))
     with pytest.raises(ImageError, match=re.escape("(over 50,000,000 pixels); resize it below")):
         load_image(path)
+
+
+# --- the real pipeline: a run that fails after check keeps the last good outputs ---
+
+
+@pytest.fixture(scope="module")
+def good_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small repository after a good `dvc repro`, committed."""
+    repo = dvc_repo(tmp_path_factory.mktemp("failures") / "repo", SMALL | {("model", "epochs"): 3})
+    dvc(repo, "repro")
+    run(repo, "git", "add", "-A")
+    run(repo, "git", "commit", "-qm", "a good run")
+    return repo
+
+
+def _kept(repo: Path, before: dict[str, str]) -> None:
+    """Every output as it was (dvc.lock may record that stage check passed; the lock
+    file names the last training process)."""
+    after = _outputs(repo)
+    own = ("dvc.lock", "models/.train.lock", "models/resume.pt")
+    changed = sorted(k for k in before if after.get(k) != before[k] and k not in own)
+    assert changed == [], f"a failed run changed {changed}"
+    (repo / "params.yaml").write_text(run(repo, "git", "show", "HEAD:params.yaml").stdout)
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_a_run_that_diverges_after_check_keeps_the_last_good_model(good_run: Path) -> None:
+    before = _outputs(good_run)
+    failed = run(good_run, "dvc", "exp", "run", "-S", "model.lr=1e12", check=False)
+    output = failed.stdout + failed.stderr
+    assert failed.returncode != 0 and "diverged" in output, output
+    _kept(good_run, before)
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_a_full_disk_keeps_the_last_good_model(good_run: Path, tmp_path: Path) -> None:
+    """models/ on a file system just big enough for the files it holds (a mount
+    namespace: only this command sees it): the first new checkpoint cannot be written,
+    the run fails in one line, and the old files stay."""
+    script = tmp_path / "full.sh"
+    script.write_text(
+        "set -e\n"
+        "size=$(( $(du -sk models | cut -f1) + 8 ))\n"
+        "cp -a models /tmp/models.$$ && mount -t tmpfs -o size=${size}k tmpfs models\n"
+        "cp -a /tmp/models.$$/. models/ && rm -rf /tmp/models.$$\n"
+        "before=$(sha256sum models/model.pt)\n"
+        "if dvc exp run -S train.seed=7 > out.txt 2>&1; then echo ACCEPTED; exit 1; fi\n"
+        "grep -q 'the disk is full' out.txt || { cat out.txt; exit 1; }\n"
+        '[ "$(sha256sum models/model.pt)" = "$before" ] && echo KEPT\n'
+    )
+    before = _outputs(good_run)
+    done = run(good_run, "unshare", "-m", "sh", str(script), check=False)
+    assert "KEPT" in done.stdout, done.stdout + done.stderr
+    _kept(good_run, before)
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_killing_dvc_stops_its_stage_and_keeps_the_last_good_model(good_run: Path) -> None:
+    before = _outputs(good_run)
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "DVC_NO_ANALYTICS": "1"}
+    with subprocess.Popen(
+        ["dvc", "exp", "run", "-S", "train.seed=8", "-S", "model.epochs=30"],
+        cwd=good_run,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    ) as proc:
+        deadline = time.monotonic() + 300
+        while not _training(good_run) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert _training(good_run), "the train stage never started"
+        proc.kill()
+        proc.wait()
+    deadline = time.monotonic() + 10
+    while _training(good_run) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _training(good_run), "the stage outlived the dvc process that started it"
+    _kept(good_run, before)
+
+
+def _training(repo: Path) -> bool:
+    """Whether a `python -m stages.train` of ``repo`` is running."""
+    for proc in Path("/proc").iterdir():
+        try:
+            cmdline = (proc / "cmdline").read_bytes()
+            cwd = os.readlink(proc / "cwd")
+        except OSError:
+            continue
+        if b"stages.train" in cmdline and Path(cwd) == repo:
+            return True
+    return False
+
+
+@pytest.mark.slow
+def test_a_second_training_in_one_workspace_is_refused(good_run: Path) -> None:
+    env = {"PYTHONPATH": str(good_run)}
+    first = subprocess.Popen(
+        [sys.executable, "-m", "stages.train"],
+        cwd=good_run,
+        env={**os.environ, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        lock = good_run / "models/.train.lock"
+        while not (lock.is_file() and lock.read_text().strip()) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        second = run(good_run, sys.executable, "-m", "stages.train", check=False, **env)
+        assert second.returncode == 2, second.stderr
+        assert f"another training run (pid {first.pid}) is writing models/" in second.stderr
+    finally:
+        first.kill()
+        first.wait()

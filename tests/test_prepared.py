@@ -72,3 +72,30 @@ def test_read_raw_reads_both_forms(tmp_path: Path, tiny_data: dict, tiny_spec, w
     assert form in ("idx", "csv")
     np.testing.assert_array_equal(splits["train"].images, tiny_data["train"][0])
     np.testing.assert_array_equal(splits["test"].labels, tiny_data["test"][1])
+
+
+def test_records_in_another_order_are_split_as_the_idx_files(tmp_path: Path) -> None:
+    """A Kaggle CSV (or any copy) holding the official records in another order is put
+    back in the IDX files' order, so it gives the same split and the same metrics."""
+    from fmnist.data import formats
+    from fmnist.data.datasets import FASHION_MNIST
+    from fmnist.data.order import FOLDER, in_published_order, write
+
+    debian = Path(FASHION_MNIST.debian_folder)
+    images = formats.read_idx(debian / "t10k-images-idx3-ubyte.gz")
+    labels = formats.read_idx(debian / "t10k-labels-idx1-ubyte.gz")
+    shuffled = np.random.default_rng(0).permutation(len(labels))
+    back = in_published_order(images[shuffled], labels[shuffled])
+    assert np.array_equal(back[0], images) and np.array_equal(back[1], labels)
+    # other data (a test's synthetic set) keeps its own order
+    few = images[:50][::-1], labels[:50][::-1]
+    assert in_published_order(*few)[1].tobytes() == few[1].tobytes()
+    shipped = {p.name: p.read_bytes() for p in FOLDER.glob("*.npy")}
+    import fmnist.data.order as order
+
+    order.FOLDER = tmp_path  # rewrite them elsewhere: the same bytes
+    try:
+        written = {p.name: p.read_bytes() for p in write(FASHION_MNIST, debian)}
+    finally:
+        order.FOLDER = FOLDER
+    assert written == shipped

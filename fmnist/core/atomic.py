@@ -11,7 +11,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -82,6 +82,42 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
         os.replace(tmp, path)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+@contextmanager
+def atomic_group() -> Iterator[Callable[[str | Path], Path]]:
+    """Outputs that appear together or not at all.
+
+    ``stage(path)`` names a temporary sibling to write ``path``'s new content to (files,
+    or a folder); when the block ends without an error each replaces its ``path`` by a
+    rename, which needs no space; on any error none does and the old outputs stay, so a
+    failed run (a crash, a full disk, divergence) leaves the last good ones, never a mix.
+    """
+    staged: list[tuple[Path, Path]] = []
+
+    def stage(path: str | Path) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _remove_stale(path)
+        tmp = path.with_name(f".{path.name}.staged-{os.getpid()}.tmp")
+        staged.append((tmp, path))
+        return tmp
+
+    try:
+        yield stage
+        for tmp, path in staged:
+            if tmp.is_dir() and path.is_dir():
+                shutil.rmtree(path)
+            if tmp.exists():
+                os.replace(tmp, path)
+    except OSError as exc:
+        raise (io_error(exc, staged[-1][1] if staged else None, writing=True) or exc) from None
+    finally:
+        for tmp, _ in staged:
+            if tmp.is_dir():
+                shutil.rmtree(tmp, ignore_errors=True)
+            else:
+                tmp.unlink(missing_ok=True)
 
 
 def _umask() -> int:

@@ -64,6 +64,11 @@ def machine_info() -> dict[str, Any]:
     return info
 
 
+def memory_bytes() -> int:
+    """This machine's memory, from the OS (what a model's size is judged against)."""
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
 def describe_machine(info: dict[str, Any]) -> str:
     """One line a reader can compare: ``AMD EPYC (avx2), 2 cores, torch 2.13.0``."""
     flags = ", ".join(info.get("isa") or []) or "no AVX2"

@@ -9,8 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from fmnist.core.config import failed_checks, raise_problems, read_params_file, section
-from fmnist.data.datasets import DATASETS
+from fmnist.data.datasets import DATASETS, DatasetSpec
 from fmnist.data.sources import SOURCES
+
+MAX_SEED = 2**31 - 1  # numpy, torch and scikit-learn all take 0 to this (numpy stops at 2**32 - 1)
 
 
 @dataclass(frozen=True)
@@ -43,17 +45,16 @@ def parse_data(raw: dict[str, Any], problems: list[str]) -> tuple[DataParams, Pr
             f"data.folder is {data.folder!r}, which is not a folder; fix the path, or set "
             'data.folder: "" to use the default source'
         )
-    if data.dataset in DATASETS and prepare.val_size >= 1:
-        published = DATASETS[data.dataset].sizes["train"]
-        available = min(prepare.train_limit, published) if prepare.train_limit else published
-        if prepare.val_size >= available:
-            problems.append(
-                f"prepare.val_size is {prepare.val_size} but only {available:,} training "
-                "images are available; lower prepare.val_size or raise prepare.train_limit"
-            )
+    if data.dataset in DATASETS:
+        problems += _split_problems(prepare, DATASETS[data.dataset])
     problems += failed_checks(
         [
-            (prepare.val_size >= 1, "prepare.val_size", prepare.val_size, "at least 1"),
+            (
+                0 <= prepare.seed <= MAX_SEED,
+                "prepare.seed",
+                prepare.seed,
+                f"0 to {MAX_SEED} (numpy and scikit-learn take no other)",
+            ),
             (
                 prepare.train_limit >= 0,
                 "prepare.train_limit",
@@ -64,6 +65,33 @@ def parse_data(raw: dict[str, Any], problems: list[str]) -> tuple[DataParams, Pr
         ]
     )
     return data, prepare
+
+
+def _split_problems(prepare: PrepareParams, spec: DatasetSpec) -> list[str]:
+    """What the stratified splits cannot do: each side of a split needs at least one
+    image of every class, so a subset or a validation split of fewer images than
+    classes (or leaving fewer behind) is refused here rather than by scikit-learn."""
+    classes = len(spec.classes)
+    problems = []
+    for key, limit, published in (
+        ("train_limit", prepare.train_limit, spec.sizes["train"]),
+        ("test_limit", prepare.test_limit, spec.sizes["test"]),
+    ):
+        if 0 < limit < published and not classes <= limit <= published - classes:
+            problems.append(
+                f"prepare.{key} is {limit}; use 0 (all), {published:,} or more, or "
+                f"{classes} to {published - classes:,}: a stratified subset needs an image "
+                f"of each of the {classes} classes on both sides"
+            )
+    published = spec.sizes["train"]
+    available = min(prepare.train_limit, published) if prepare.train_limit else published
+    if not classes <= prepare.val_size <= available - classes:
+        problems.append(
+            f"prepare.val_size is {prepare.val_size} but {available:,} training images are "
+            f"available; use {classes} to {available - classes:,} (every class on both "
+            "sides of the split), or raise prepare.train_limit"
+        )
+    return problems
 
 
 def load_data_params(path: str | Path = "params.yaml") -> tuple[DataParams, PrepareParams]:

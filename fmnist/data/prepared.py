@@ -19,6 +19,7 @@ from fmnist.core.atomic import atomic_path
 from fmnist.core.errors import FormatError, PipelineError
 from fmnist.data import cifar, formats
 from fmnist.data.datasets import DatasetSpec
+from fmnist.data.order import in_published_order
 from fmnist.data.sources import find_in_folder
 
 SPLITS = ("train", "val", "test")
@@ -62,8 +63,9 @@ def read_raw(spec: DatasetSpec, raw: Path) -> tuple[dict[str, Split], str]:
             most = spec.sizes[split]
             images = formats.read_idx(_existing(raw, images_file.name), max_items=most)
             labels = formats.read_idx(_existing(raw, labels_file.name), max_items=most)
-        else:
+        else:  # the CSVs hold the records in another order: split them as the IDX files
             images, labels = formats.read_csv(raw / spec.csv[split][0], side=spec.shape[1])
+            images, labels = in_published_order(images, labels)
         splits[split] = _checked(spec, split, images, labels)
     return splits, form
 

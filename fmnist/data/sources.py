@@ -75,12 +75,18 @@ def verify_idx(spec: DatasetSpec, path: Path) -> str:
     expected, split = files[path.name.removesuffix(".gz")]
     # the header is checked against the file's size and the split's known image count
     content = formats.read_idx_bytes(path, max_items=spec.sizes[split])
-    if expected.sha256:
-        actual = formats.sha256_bytes(content)
-        if actual == expected.sha256:
-            return actual
+    content_sha = formats.sha256_bytes(content)
+    if expected.sha256 and content_sha == expected.sha256:
+        return content_sha
+    other = _dataset_holding(content_sha)
+    if other is not None and other != spec.name:
         raise ChecksumError(
-            f"{path}: SHA-256 of the decompressed content is {actual}, expected "
+            f"{path} is a valid {other} file, not {spec.name}'s: set data.dataset: {other}, "
+            f"or point data.folder at {spec.name}'s files"
+        )
+    if expected.sha256:
+        raise ChecksumError(
+            f"{path}: SHA-256 of the decompressed content is {content_sha}, expected "
             f"{expected.sha256}; the file is corrupt or not the official one: fetch it again"
         )
     if path.suffix != ".gz":
@@ -95,6 +101,17 @@ def verify_idx(spec: DatasetSpec, path: Path) -> str:
             "the file is corrupt or not the official one: fetch it again"
         )
     return actual
+
+
+def _dataset_holding(content_sha256: str) -> str | None:
+    """The dataset whose IDX file has this decompressed content, if one is known."""
+    from fmnist.data.datasets import DATASETS
+
+    for name, other in DATASETS.items():
+        for pair in other.idx.values():
+            if any(f.sha256 == content_sha256 for f in pair):
+                return name
+    return None
 
 
 def verify_csv(spec: DatasetSpec, path: Path) -> str:

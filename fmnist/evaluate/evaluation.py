@@ -7,6 +7,8 @@ timings), so two runs of the same pipeline produce identical bytes.
 from __future__ import annotations
 
 import csv
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -16,7 +18,7 @@ from sklearn.metrics import classification_report
 from sklearn.metrics import confusion_matrix as sk_confusion
 
 from fmnist.core import layout, plots
-from fmnist.core.atomic import atomic_path, write_json
+from fmnist.core.atomic import atomic_group, atomic_path, write_json
 from fmnist.data.prepared import load_split
 from fmnist.train.batches import to_device
 from fmnist.train.checkpoint import load_checkpoint
@@ -45,11 +47,12 @@ def run_evaluation(params: Params) -> dict[str, Any]:
     predicted = probs.argmax(1)
 
     metrics = {"test": classification_metrics(test.labels, predicted, loss, classes)}
-    write_json(layout.METRICS_JSON, metrics)
-    write_predictions(test.labels, predicted, classes)
     matrix = sk_confusion(test.labels, predicted, labels=range(len(classes)))
-    plots.confusion_matrix(matrix, classes, layout.PLOTS / "confusion.png")
-    prediction_figures(test.images, test.labels, probs, classes, params)
+    with atomic_group() as stage:  # all of them, or (a failure) none and the last good ones
+        write_json(stage(layout.METRICS_JSON), metrics)
+        write_predictions(stage(layout.PREDICTIONS_CSV), test.labels, predicted, classes)
+        plots.confusion_matrix(matrix, classes, stage(layout.PLOTS / "confusion.png"))
+        prediction_figures(test.images, test.labels, probs, classes, params, stage)
     return metrics
 
 
@@ -83,9 +86,11 @@ def classification_metrics(
     }
 
 
-def write_predictions(labels: np.ndarray, predicted: np.ndarray, classes: tuple[str, ...]) -> None:
+def write_predictions(
+    path: Path, labels: np.ndarray, predicted: np.ndarray, classes: tuple[str, ...]
+) -> None:
     """actual,predicted class names per test image: the input of DVC's confusion plot."""
-    with atomic_path(layout.PREDICTIONS_CSV) as tmp, open(tmp, "w", newline="") as f:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["actual", "predicted"])
         writer.writerows((classes[a], classes[p]) for a, p in zip(labels, predicted, strict=True))
@@ -97,15 +102,17 @@ def prediction_figures(
     probs: np.ndarray,
     classes: tuple[str, ...],
     params: Params,
+    stage: Callable[[Path], Path] = lambda path: path,
 ) -> None:
-    """The first test images titled with their prediction, and the most confident errors."""
+    """The first test images titled with their prediction, and the most confident errors
+    (written where ``stage`` says)."""
     predicted = probs.argmax(1)
     n = min(params.evaluate.grid, len(labels))
     right = predicted[:n] == labels[:n]
     plots.image_grid(
         images[:n],
         [f"{classes[p]} ({probs[i, p]:.0%})" for i, p in enumerate(predicted[:n])],
-        layout.PLOTS / "predictions.png",
+        stage(layout.PLOTS / "predictions.png"),
         colors=["green" if ok else "red" for ok in right],
         suptitle="Test predictions (green: right, red: wrong)",
     )
@@ -119,7 +126,7 @@ def prediction_figures(
             f"{classes[predicted[i]]} {probs[i, predicted[i]]:.0%}\ntrue: {classes[labels[i]]}"
             for i in worst
         ],
-        layout.PLOTS / "most_wrong.png",
+        stage(layout.PLOTS / "most_wrong.png"),
         colors=["red"] * len(worst),
         suptitle="Most confidently wrong test predictions",
     )

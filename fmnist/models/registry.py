@@ -11,11 +11,15 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
+import torch
 from torch import nn
 
 from fmnist.core.errors import PipelineError
+from fmnist.core.machine import memory_bytes
 from fmnist.models.speedups import speed_up
 
+# what training holds per parameter: fp32 weights, gradients and two optimizer moments
+TRAINING_BYTES_PER_PARAMETER = 16
 Builder = Callable[..., nn.Module]
 Shape = tuple[int, int, int]  # channels, height, width
 _REGISTRY: dict[str, Builder] = {}
@@ -56,11 +60,19 @@ def arch_defaults(name: str) -> dict[str, Any]:
     }
 
 
-def check_arch(name: str, arch: dict[str, Any]) -> list[str]:
-    """Problems with ``arch`` for model ``name`` (unknown keys, bad values), as messages.
+def check_arch(
+    name: str,
+    arch: dict[str, Any],
+    in_shape: Shape = (1, 28, 28),
+    num_classes: int = 10,
+) -> list[str]:
+    """Problems with ``arch`` for model ``name`` (unknown keys, bad values, a size this
+    machine cannot train), as messages.
 
-    Values are checked by building the model once on the CPU, so a bad activation name or
-    dropout rate is reported with the other params problems before any work starts.
+    The model is built on PyTorch's meta device, which allocates nothing: shapes and
+    parameter counts in a fraction of a second at any size, so a bad activation name,
+    an input the layers cannot take or a width of 10**9 is reported with the other
+    params problems before any work starts, and before any memory is spent.
     """
     valid = arch_defaults(name)
     problems = [
@@ -68,12 +80,26 @@ def check_arch(name: str, arch: dict[str, Any]) -> list[str]:
         for key in arch
         if key not in valid
     ]
-    if not problems:
-        try:
-            _builder(name)(**arch)
-        except (ValueError, TypeError) as exc:
-            problems.append(f"model.arch: {exc}")
+    if problems:
+        return problems
+    try:
+        with torch.device("meta"):
+            model = _builder(name)(in_shape=in_shape, num_classes=num_classes, **arch)
+    except (ValueError, TypeError, RuntimeError, OverflowError) as exc:
+        return [f"model.arch: {name} cannot be built with {arch}: {_first_line(exc)}"]
+    size = sum(t.numel() for t in [*model.parameters(), *model.buffers()])
+    if size * TRAINING_BYTES_PER_PARAMETER > memory_bytes() // 2:
+        problems.append(
+            f"model.arch: {name} with {arch} has {size:,} parameters, "
+            f"{size * TRAINING_BYTES_PER_PARAMETER / 2**30:,.1f} GiB to train (weights, "
+            f"gradients, optimizer state), over half of this machine's "
+            f"{memory_bytes() / 2**30:.0f} GiB; use a smaller model"
+        )
     return problems
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 def build_model(
@@ -90,7 +116,7 @@ def build_model(
     the benchmark's plain baseline).
     """
     arch = dict(arch or {})
-    problems = check_arch(name, arch)
+    problems = check_arch(name, arch, in_shape, num_classes)
     if problems:
         raise PipelineError("; ".join(problems))
     try:

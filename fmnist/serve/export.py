@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from fmnist.core import layout
-from fmnist.core.atomic import atomic_path, write_json
+from fmnist.core.atomic import atomic_group, atomic_path, write_json
 from fmnist.core.errors import PipelineError
 from fmnist.data.prepared import load_split
 from fmnist.train.batches import PIXEL_SCALE
@@ -46,30 +46,33 @@ def export(model_path: Path = layout.MODEL, test_path: Path | None = None) -> di
     wrapped = WithSoftmax(model).eval()
     shape = tuple(meta["input"]["shape"])
     example = torch.zeros(2, *shape)
-    with atomic_path(ONNX) as tmp, warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the exporter's deprecation chatter
-        torch.onnx.export(
-            wrapped,
-            (example,),
-            str(tmp),
-            dynamo=False,
-            opset_version=17,
-            input_names=["images"],
-            output_names=["probabilities"],
-            dynamic_axes={"images": {0: "batch"}, "probabilities": {0: "batch"}},
-        )
-    with atomic_path(TORCHSCRIPT) as tmp, warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.jit.save(torch.jit.trace(wrapped, example), str(tmp))
-    write_json(CONTRACT, contract(meta))
     test = load_split(test_path or layout.split_path("test"))
-    result = {"export": parity(wrapped, test.images, ONNX)}
-    write_json(EXPORT_JSON, result)
-    if result["export"]["onnx_agreement"] < MIN_AGREEMENT:
-        raise PipelineError(
-            f"ONNX model agrees with PyTorch on only {result['export']['onnx_agreement']:.4%} "
-            f"of test images (need {MIN_AGREEMENT:.1%}); the export is wrong, report a bug"
-        )
+    with atomic_group() as stage:  # all four, or (a failure) none and the last good ones
+        onnx_path = stage(ONNX)
+        with atomic_path(onnx_path) as tmp, warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the exporter's deprecation chatter
+            torch.onnx.export(
+                wrapped,
+                (example,),
+                str(tmp),
+                dynamo=False,
+                opset_version=17,
+                input_names=["images"],
+                output_names=["probabilities"],
+                dynamic_axes={"images": {0: "batch"}, "probabilities": {0: "batch"}},
+            )
+        with atomic_path(stage(TORCHSCRIPT)) as tmp, warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.jit.save(torch.jit.trace(wrapped, example), str(tmp))
+        write_json(stage(CONTRACT), contract(meta))
+        result = {"export": parity(wrapped, test.images, onnx_path)}
+        if result["export"]["onnx_agreement"] < MIN_AGREEMENT:
+            raise PipelineError(
+                f"ONNX model agrees with PyTorch on only "
+                f"{result['export']['onnx_agreement']:.4%} of test images (need "
+                f"{MIN_AGREEMENT:.1%}); the export is wrong, report a bug"
+            )
+        write_json(stage(EXPORT_JSON), result)
     return result
 
 

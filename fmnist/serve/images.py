@@ -37,8 +37,10 @@ def load_image(path: str | Path, mode: str = "L") -> Image.Image:
     """Decode ``path`` into a grayscale (``L``) or ``RGB`` image, refusing empty, huge and
     broken files."""
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise ImageError(f"{path}: no such file")
+    if not path.is_file():  # a folder inside a list of files, a FIFO, a device
+        raise ImageError(f"{path}: not a regular file; name an image file")
     if path.stat().st_size == 0:
         raise ImageError(f"{path}: empty file")
     return decode_image(path, str(path), mode)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,7 +46,7 @@ def predict_files(
     paths: list[Path], model_path: Path, top_k: int = 3, device: str = "auto", batch: int = 256
 ) -> list[Prediction]:
     """Predict every readable file of ``paths``; unreadable ones carry their error."""
-    dev = select_device(device)
+    dev = select_device(device, "--device")
     model, meta = load_checkpoint(model_path, dev)
     classes = meta["classes"]
     inputs: list[np.ndarray] = []
@@ -116,14 +117,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Classify garment pictures.")
     parser.add_argument("paths", nargs="+", help="image files or folders")
     parser.add_argument("--model", type=Path, default=layout.MODEL)
-    parser.add_argument("--top-k", type=int, default=3)
+    parser.add_argument("--top-k", type=_at_least_one, default=3)
     parser.add_argument("--csv", type=Path, help="write one row per image here")
     parser.add_argument("--show", type=Path, metavar="DIR", help="save a figure per image here")
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--batch-size", type=_at_least_one, default=256)
     args = parser.parse_args(argv)
-    if args.top_k < 1:
-        raise PipelineError("--top-k must be at least 1")
+    if args.csv is not None:  # refused before any work, not after the predictions print
+        _check_writable_folder(args.csv.parent, "--csv")
     predictions = predict_files(
         image_files(args.paths), args.model, args.top_k, args.device, args.batch_size
     )
@@ -139,6 +140,25 @@ def main(argv: list[str] | None = None) -> int:
     if all(p.error for p in predictions):
         raise PipelineError("no image could be predicted")
     return 1 if any(p.error for p in predictions) else 0
+
+
+def _at_least_one(text: str) -> int:
+    """An argparse type: a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value}; use at least 1")
+    return value
+
+
+def _check_writable_folder(folder: Path, option: str) -> None:
+    folder = folder if str(folder) else Path(".")
+    if not folder.is_dir():
+        raise PipelineError(f"{option}: {folder} is not a folder; create it or name another")
+    if not os.access(folder, os.W_OK):
+        raise PipelineError(f"{option}: cannot write in {folder}; check its permissions")
 
 
 def cli() -> None:

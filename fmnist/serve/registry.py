@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
+from pathlib import Path
 
 from torch import nn
 
@@ -47,6 +48,16 @@ def load(
     from dvc.exceptions import ArtifactNotFoundError, DvcException
 
     where = repo or "this project"
+    if name != MODEL_ARTIFACT:  # the ONNX export is not a checkpoint: say how to use it
+        raise PipelineError(
+            f"load() rebuilds PyTorch checkpoints, and {name} is not {MODEL_ARTIFACT}: fetch "
+            f"it with `dvc artifacts get {repo or '.'} {name}` (the ONNX export runs in "
+            f"onnxruntime), or load({MODEL_ARTIFACT!r}, ...)"
+        )
+    if repo is not None and "://" not in repo and not Path(repo, ".git").exists():
+        raise PipelineError(
+            f"{repo} is not a git repository; name a clone of the project, or its git URL"
+        )
     try:
         found = dvc.api.artifacts_show(name, version=version, repo=repo)
         with dvc.api.open(found["path"], repo=repo, rev=found["rev"], mode="rb") as f:
@@ -58,6 +69,12 @@ def load(
         ) from None
     except DvcException as exc:
         raise PipelineError(f"cannot fetch {name} from {where}: {exc}") from None
+    except Exception as exc:  # gto's and scmrepo's own errors: name them, not a traceback
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise PipelineError(
+            f"cannot read the releases of {where} ({type(exc).__name__}: {reason}); check "
+            "that it is a clone of the project or its git URL"
+        ) from None
     label = f"{name}@{version or 'latest'}"
     model, meta = read_checkpoint(io.BytesIO(data), label)
     return LoadedModel(

@@ -78,7 +78,20 @@ def read_checkpoint(
     classes = len(payload["classes"])
     _check_shapes(payload, in_shape, classes, name)
     model = build_model(payload["model"], payload["arch"], in_shape, classes)
-    model.load_state_dict(payload["state_dict"])
+    try:
+        model.load_state_dict(payload["state_dict"])
+    except (RuntimeError, ValueError, KeyError, TypeError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise PipelineError(
+            f"{name}: its weights do not fit its model ({first}); the file is corrupt or "
+            "edited: retrain (dvc repro train) or restore it (dvc checkout)"
+        ) from None
+    tensors = [t for t in model.state_dict().values() if t.is_floating_point()]
+    if not all(torch.isfinite(t).all() for t in tensors):
+        raise PipelineError(
+            f"{name}: its weights are not all finite (NaN or inf): the training diverged or "
+            "the file is corrupt; retrain with a lower model.lr"
+        )
     meta = {k: v for k, v in payload.items() if k != "state_dict"}
     return model.to(device).eval(), meta
 

@@ -16,8 +16,9 @@ from fmnist.core.errors import PipelineError
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
 
-def select_device(name: str = "auto") -> torch.device:
-    """CUDA, else MPS, else CPU for ``auto``; a named device must exist."""
+def select_device(name: str = "auto", setting: str = "train.device") -> torch.device:
+    """CUDA, else MPS, else CPU for ``auto``; a named device must exist. ``setting`` is
+    what the user typed it as, for the error (``train.device``, ``--device``)."""
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
@@ -30,9 +31,9 @@ def select_device(name: str = "auto") -> torch.device:
         "mps": torch.backends.mps.is_available(),
     }
     if name not in available:
-        raise PipelineError(f"train.device is {name!r}; use one of {', '.join(DEVICES)}")
+        raise PipelineError(f"{setting} is {name!r}; use one of {', '.join(DEVICES)}")
     if not available[name]:
-        raise PipelineError(f"train.device is {name!r} but no {name} device is present; use auto")
+        raise PipelineError(f"{setting} is {name!r} but no {name} device is present; use auto")
     return torch.device(name)
 
 

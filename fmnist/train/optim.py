@@ -105,8 +105,11 @@ def make_scheduler(
     if name == "none":
         return None
     if name == "onecycle":
+        pct = max(warmup, 1e-3)
+        if math.isclose(pct * total_steps, 1.0):  # a warm-up of exactly one step is a
+            pct = 0.999 / total_steps  # zero-length phase OneCycleLR divides by: make it <1
         return torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=lr, total_steps=total_steps, pct_start=max(warmup, 1e-3)
+            optimizer, max_lr=lr, total_steps=total_steps, pct_start=pct
         )
     if name == "cosine":
         warm = int(warmup * total_steps)

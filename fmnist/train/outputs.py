@@ -6,15 +6,18 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sys
+from collections.abc import Callable
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
 from fmnist.core import kernels, layout, plots
-from fmnist.core.atomic import atomic_path, write_json, write_text
+from fmnist.core.atomic import atomic_group, atomic_path, write_json, write_text
 from fmnist.core.errors import PipelineError
 from fmnist.core.machine import machine_info
 from fmnist.data.prepared import load_split
@@ -33,29 +36,66 @@ def run_training(params: Params) -> dict[str, Any]:
     """Train ``params.model`` with its recipe on the prepared splits; write the model,
     summary, logs and curves. Returns train.json's content ({} on DDP ranks but 0)."""
     is_main = distributed.launched_world().is_main
+    if is_main:
+        hold_training_lock()
     summary_text = reference_summary(params)
     if is_main and summary_text:
         print(summary_text, file=sys.stderr)
     train_split, val_split = (load_split(layout.split_path(s)) for s in ("train", "val"))
     saved = ResumeFile(params)
-    with LiveLogger(active=is_main) as live:
+    # every output appears together at the end, or (a crash, divergence, a full disk)
+    # none does and the last good run's stay: they are `persist` outputs in dvc.yaml
+    with atomic_group() as stage:
+        with LiveLogger(stage(layout.LIVE), active=is_main) as live:
 
-        def resume(device: torch.device) -> dict[str, Any] | None:
-            state = saved.load(device)
-            live.replay([EpochRecord(**r) for r in state["history"]] if state else [])
-            return state
+            def resume(device: torch.device) -> dict[str, Any] | None:
+                state = saved.load(device)
+                live.replay([EpochRecord(**r) for r in state["history"]] if state else [])
+                return state
 
-        trained = train(
-            params,
-            train_split,
-            val_split,
-            on_epoch=live.log_epoch,
-            resume=resume,
-            on_checkpoint=saved.save,
-        )
-    if not is_main:
-        return {}
-    return write_outputs(trained, params, summary_text)
+            trained = train(
+                params,
+                train_split,
+                val_split,
+                on_epoch=live.log_epoch,
+                resume=resume,
+                on_checkpoint=saved.save,
+            )
+        return write_outputs(trained, params, summary_text, stage) if is_main else {}
+
+
+LOCK = layout.MODELS / ".train.lock"
+_held: dict[Path, Any] = {}  # open lock files, by path: held for the rest of this process
+
+
+def hold_training_lock() -> None:
+    """One training run at a time writes models/: a second one (another ``dvc exp run``
+    in this workspace, or a stage left running) is refused before it touches anything,
+    and never adopts the checkpoint a live run is writing. The lock is the kernel's, so
+    it ends with its process, however that ends."""
+    import fcntl
+
+    where = LOCK.resolve()
+    if where in _held:  # this process holds it already (a notebook training twice)
+        return
+    LOCK.parent.mkdir(parents=True, exist_ok=True)
+    handle = open(LOCK, "a+")  # noqa: SIM115 (held open on purpose, for the process)
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        owner = handle.read().strip() or "another process"
+        handle.close()
+        raise PipelineError(
+            f"another training run ({owner}) is writing {layout.MODELS}/ in this "
+            "workspace; wait for it to end or stop it, and run several experiments with "
+            "`dvc exp run --queue` or `--temp`"
+        ) from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"pid {os.getpid()}\n")
+    handle.flush()
+    _held[where] = handle
 
 
 class ResumeFile:
@@ -113,8 +153,11 @@ def run_fingerprint(params: Params, device: torch.device) -> str:
     return digest.hexdigest()
 
 
-def write_outputs(trained: Trained, params: Params, summary_text: str) -> dict[str, Any]:
-    """The checkpoint, summary, learning curves and train.json of a finished fit."""
+def write_outputs(
+    trained: Trained, params: Params, summary_text: str, stage: Callable[[Path], Path]
+) -> dict[str, Any]:
+    """The checkpoint, summary, learning curves and train.json of a finished fit, each
+    written where ``stage`` says (:func:`~fmnist.core.atomic.atomic_group`)."""
     result = trained.result
     held_out = params.recipe.held_out
     if result.best_epoch == 0:
@@ -127,7 +170,7 @@ def write_outputs(trained: Trained, params: Params, summary_text: str) -> dict[s
         summary_text = summary(trained.model, trained.spec.shape, params.model)
         print(summary_text, file=sys.stderr)
     save_checkpoint(
-        layout.MODEL,
+        stage(layout.MODEL),
         model_name=params.model,
         arch=params.recipe.arch,
         state_dict=result.best_state,
@@ -135,10 +178,10 @@ def write_outputs(trained: Trained, params: Params, summary_text: str) -> dict[s
         in_shape=trained.spec.shape,
         extra={"recipe": _recipe_dict(params), "best_epoch": result.best_epoch},
     )
-    write_text(layout.SUMMARY, summary_text)
+    write_text(stage(layout.SUMMARY), summary_text)
     history = [asdict(r) for r in result.history]
     plots.learning_curves(
-        history, layout.PLOTS / "learning_curves.png", result.best_epoch, held_out
+        history, stage(layout.PLOTS / "learning_curves.png"), result.best_epoch, held_out
     )
     where = {
         "model": params.model,
@@ -156,7 +199,7 @@ def write_outputs(trained: Trained, params: Params, summary_text: str) -> dict[s
         "kernels": kernels.in_effect(params.train.reproducible),
     }
     info = {"train": where | _outcome(params, result, history, trained.model)}
-    write_json(layout.TRAIN_JSON, info)
+    write_json(stage(layout.TRAIN_JSON), info)
     return info
 
 
@@ -198,7 +241,8 @@ class LiveLogger:
     checkpoint would otherwise leave that epoch logged twice.
     """
 
-    def __init__(self, active: bool = True) -> None:
+    def __init__(self, folder: Path, active: bool = True) -> None:
+        self.folder = folder
         self.active = active  # DDP: only rank 0 logs
         self.live = None
 
@@ -206,9 +250,9 @@ class LiveLogger:
         from dvclive import Live
 
         if self.active:
-            layout.LIVE.mkdir(parents=True, exist_ok=True)
+            self.folder.mkdir(parents=True, exist_ok=True)
             self.live = Live(
-                str(layout.LIVE), dvcyaml=None, save_dvc_exp=False, report=None, resume=False
+                str(self.folder), dvcyaml=None, save_dvc_exp=False, report=None, resume=False
             )
         return self
 

@@ -12,6 +12,7 @@ rather than one rerun per typo.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,10 +26,9 @@ from fmnist.core.config import (
     read_params_file,
     section,
 )
-from fmnist.core.errors import PipelineError
 from fmnist.data.datasets import DATASETS
-from fmnist.data.params import DataParams, PrepareParams, parse_data
-from fmnist.models import build_model, check_arch, list_models
+from fmnist.data.params import MAX_SEED, DataParams, PrepareParams, parse_data
+from fmnist.models import check_arch, list_models
 from fmnist.train.augment import Augment
 from fmnist.train.device import DEVICES, PORTABLE_BF16, portable_bf16_refused
 from fmnist.train.optim import OPTIMIZERS, SCHEDULES
@@ -155,11 +155,8 @@ def _parse(raw: dict[str, Any], problems: list[str]) -> Params:
 
 def _check_shape(model: str, recipe: Recipe, shape: tuple[int, int, int]) -> list[str]:
     """A model that cannot take the dataset's images says so before any work."""
-    try:
-        build_model(model, recipe.arch, shape)
-    except PipelineError as exc:
-        return [f"model {model} cannot take {'x'.join(map(str, shape))} images: {exc}"]
-    return []
+    problems = check_arch(model, recipe.arch, shape)
+    return [f"model {model} cannot take {'x'.join(map(str, shape))} images: {p}" for p in problems]
 
 
 def _recipe(model: str, raw: Any, problems: list[str]) -> Recipe:
@@ -194,11 +191,11 @@ def _check_recipe(prefix: str, r: Recipe, problems: list[str]) -> None:
         )
     checks = [
         (0 <= r.warmup < 1, "warmup", r.warmup, "a fraction of the steps in [0, 1)"),
-        (r.lr > 0, "lr", r.lr, "a positive learning rate, e.g. 0.001"),
+        (0 < r.lr < math.inf, "lr", r.lr, "a positive learning rate, e.g. 0.001"),
         (r.batch_size >= 1, "batch_size", r.batch_size, "at least 1"),
         (r.epochs >= 1, "epochs", r.epochs, "at least 1"),
         (r.patience >= 0, "patience", r.patience, "0 (off) or more epochs"),
-        (r.weight_decay >= 0, "weight_decay", r.weight_decay, "0 or more"),
+        (0 <= r.weight_decay < math.inf, "weight_decay", r.weight_decay, "0 or more"),
         (0 <= r.momentum < 1, "momentum", r.momentum, "in [0, 1)"),
         (0 <= r.label_smoothing < 1, "label_smoothing", r.label_smoothing, "in [0, 1)"),
         (0 <= r.ema < 1, "ema", r.ema, "0 (off) or a decay in (0, 1), e.g. 0.999"),
@@ -240,6 +237,12 @@ def _check_values(train: TrainParams, evaluate: EvaluateParams, problems: list[s
         problems.append(f"train.device is {train.device!r}; valid: {', '.join(DEVICES)}")
     problems += failed_checks(
         [
+            (
+                0 <= train.seed <= MAX_SEED - train.nproc,
+                "train.seed",
+                train.seed,
+                f"0 to {MAX_SEED - train.nproc} (each process seeds with it plus its rank)",
+            ),
             (train.threads >= 0, "train.threads", train.threads, "0 (all cores) or more"),
             (train.nproc >= 1, "train.nproc", train.nproc, "at least 1 process"),
             (evaluate.batch_size >= 1, "evaluate.batch_size", evaluate.batch_size, "at least 1"),
