@@ -119,6 +119,10 @@ def build_model(
     problems = check_arch(name, arch, in_shape, num_classes)
     if problems:
         raise PipelineError("; ".join(problems))
+    # Every recorded run drew its initial weights after one build of the default-shaped
+    # layers (the check built them, before it moved to the meta device): drawing the same
+    # way keeps the same seed giving the same weights, and so the recorded results.
+    _builder(name)(**arch)
     try:
         model = _builder(name)(in_shape=in_shape, num_classes=num_classes, **arch)
     except ValueError as exc:  # e.g. an input shape the layers cannot take
