@@ -69,6 +69,8 @@ def hold() -> int | None:
     with contextlib.suppress(OSError, AttributeError):  # a libc without prctl
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
     dvc = dvc_ancestor()
+    if dvc is None and os.environ.get("DVC_STAGE"):  # DVC set it: its dvc is gone already
+        _stop("the dvc process that started this stage has ended")
     if dvc is not None:
         threading.Thread(target=_watch, args=(dvc,), daemon=True, name="lifeline").start()
     return dvc
@@ -79,10 +81,13 @@ def _watch(dvc: int) -> None:
     event = threading.Event()
     while not event.wait(POLL_SECONDS):
         if _started(dvc) != started:  # gone, or its number now names another process
-            print(
-                f"error: the dvc process that started this stage ({dvc}) has ended; "
-                "stopping so that no run writes into the workspace unseen",
-                file=sys.stderr,
-                flush=True,
-            )
-            os._exit(3)
+            _stop(f"the dvc process that started this stage ({dvc}) has ended")
+
+
+def _stop(why: str) -> None:
+    print(
+        f"error: {why}; stopping, so that no run writes into the workspace unseen",
+        file=sys.stderr,
+        flush=True,
+    )
+    os._exit(3)
