@@ -70,6 +70,10 @@ def _run(raw: dict, published: dict[str, Split]) -> str:
     smoothing=floats,
     batch=st.integers(-2, 600),
     width=st.integers(-2, 12),
+    momentum=floats,
+    decay=floats,
+    ema=floats,
+    patience=st.integers(-3, 3),
 )
 def test_what_check_accepts_trains_or_is_refused_in_one_line(
     published: dict[str, Split],
@@ -83,6 +87,10 @@ def test_what_check_accepts_trains_or_is_refused_in_one_line(
     smoothing: float,
     batch: int,
     width: int,
+    momentum: float,
+    decay: float,
+    ema: float,
+    patience: int,
 ) -> None:
     raw = compose(["model.epochs=1"], ROOT / CONF)
     raw["train"] |= {"seed": seed, "reproducible": "fastest", "precision": "fp32"}
@@ -93,6 +101,7 @@ def test_what_check_accepts_trains_or_is_refused_in_one_line(
         "val_size": val_size,
     }
     raw["model"] |= {"lr": lr, "warmup": warmup, "label_smoothing": smoothing, "batch_size": batch}
+    raw["model"] |= {"momentum": momentum, "weight_decay": decay, "ema": ema, "patience": patience}
     raw["model"]["arch"]["width"] = width
     raw = yaml.safe_load(yaml.safe_dump(raw))  # as read back from params.yaml
     outcome = _run(raw, published)
