@@ -14,27 +14,43 @@ ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
 
-def run(
-    cwd: Path, *args: str, check: bool = True, timeout: float = 600, **env: str
-) -> subprocess.CompletedProcess:
-    """``args`` in ``cwd``, with this virtual environment's commands first on PATH, the
-    repository importable and DVC's analytics off; ``check``: a failure fails the test
-    with the command's whole output."""
-    full_env = {
+def environment(**env: str) -> dict[str, str]:
+    """This environment with this virtual environment's commands first on PATH, the
+    repository importable and DVC's analytics off (and ``env`` on top)."""
+    return {
         **os.environ,
         "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
         "PYTHONPATH": str(ROOT),
         "DVC_NO_ANALYTICS": "1",
         **env,
     }
+
+
+def run(
+    cwd: Path, *args: str, check: bool = True, timeout: float = 600, **env: str
+) -> subprocess.CompletedProcess:
+    """``args`` in ``cwd`` (see :func:`environment`); ``check``: a failure fails the test
+    with the command's whole output."""
     done = subprocess.run(
-        args, cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout
+        args, cwd=cwd, env=environment(**env), capture_output=True, text=True, timeout=timeout
     )
     if check and done.returncode != 0:
         raise AssertionError(
             f"{' '.join(args)} failed ({done.returncode}):\n{done.stdout}{done.stderr}"
         )
     return done
+
+
+def start(cwd: Path, *args: str, **env: str) -> subprocess.Popen:
+    """``args`` started in ``cwd`` in the background, its output discarded: a run a test
+    kills, or races with another."""
+    return subprocess.Popen(
+        args,
+        cwd=cwd,
+        env=environment(**env),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 def output(cwd: Path, *args: str, check: bool = True, **env: str) -> str:

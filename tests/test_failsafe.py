@@ -10,7 +10,6 @@ import os
 import pickle
 import re
 import struct
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -19,7 +18,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import png_with_rows, python_stdout, synthetic_split
-from helpers import BIN, dvc, dvc_repo, run
+from helpers import dvc, dvc_repo, run, start
 
 from fmnist.core import atomic
 from fmnist.core.atomic import atomic_dir, atomic_path, write_json
@@ -451,13 +450,8 @@ def test_a_full_disk_keeps_the_last_good_model(good_run: Path, tmp_path: Path) -
 @pytest.mark.slow
 def test_killing_dvc_stops_its_stage_and_keeps_the_last_good_model(good_run: Path) -> None:
     before = _outputs(good_run)
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "DVC_NO_ANALYTICS": "1"}
-    with subprocess.Popen(
-        ["dvc", "exp", "run", "-S", "train.seed=8", "-S", "model.epochs=30"],
-        cwd=good_run,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+    with start(
+        good_run, "dvc", "exp", "run", "-S", "train.seed=8", "-S", "model.epochs=30"
     ) as proc:
         deadline = time.monotonic() + 300
         while not _training(good_run) and time.monotonic() < deadline:
@@ -488,13 +482,7 @@ def _training(repo: Path) -> bool:
 @pytest.mark.slow
 def test_a_second_training_in_one_workspace_is_refused(good_run: Path) -> None:
     env = {"PYTHONPATH": str(good_run)}
-    first = subprocess.Popen(
-        [sys.executable, "-m", "stages.train"],
-        cwd=good_run,
-        env={**os.environ, **env},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    first = start(good_run, sys.executable, "-m", "stages.train", **env)
     try:
         deadline = time.monotonic() + 60
         lock = good_run / "models/.train.lock"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
 import subprocess
@@ -16,7 +15,7 @@ import pytest
 import torch
 import yaml
 from conftest import ROOT
-from helpers import run
+from helpers import run, start
 
 from fmnist.core.config import CONF, write_params
 from fmnist.data import formats
@@ -52,15 +51,8 @@ def _stage(cwd: Path, stage: str, **env: str) -> subprocess.CompletedProcess:
 def _killed_after_an_epoch(cwd: Path) -> int:
     """Run the train stage and SIGKILL it as soon as an epoch's checkpoint appears, as a
     crash or an impatient user would; return the epoch the checkpoint holds."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
     resume = cwd / "models/resume.pt"
-    with subprocess.Popen(
-        [sys.executable, "-m", "stages.train"],
-        cwd=cwd,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    ) as proc:
+    with start(cwd, sys.executable, "-m", "stages.train") as proc:
         deadline = time.monotonic() + 300
         while not resume.exists() and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.005)
