@@ -481,16 +481,22 @@ def _training(repo: Path) -> bool:
 
 @pytest.mark.slow
 def test_a_second_training_in_one_workspace_is_refused(good_run: Path) -> None:
+    params = good_run / "params.yaml"
+    committed = params.read_text()
+    params.write_text(committed.replace("epochs: 3", "epochs: 300"))  # the first runs long
     env = {"PYTHONPATH": str(good_run)}
     first = start(good_run, sys.executable, "-m", "stages.train", **env)
     try:
         deadline = time.monotonic() + 60
         lock = good_run / "models/.train.lock"
-        while not (lock.is_file() and lock.read_text().strip()) and time.monotonic() < deadline:
+        mine = f"pid {first.pid}"  # an earlier run's pid may be in the file already
+        while not (lock.is_file() and mine in lock.read_text()) and time.monotonic() < deadline:
             time.sleep(0.1)
+        assert first.poll() is None, "the first training ended before the second started"
         second = run(good_run, sys.executable, "-m", "stages.train", check=False, **env)
         assert second.returncode == 2, second.stderr
         assert f"another training run (pid {first.pid}) is writing models/" in second.stderr
     finally:
         first.kill()
         first.wait()
+        params.write_text(committed)
