@@ -70,18 +70,12 @@ def _disk_full(folder: Path) -> bool:
 
 @contextmanager
 def atomic_dir(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary directory next to ``path``; on success it replaces ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _remove_stale(path)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
-    try:
+    """Yield a temporary directory next to ``path``; on success it replaces ``path``
+    (:func:`atomic_group` of one folder)."""
+    with atomic_group() as stage:
+        tmp = stage(path)
+        tmp.mkdir()
         yield tmp
-        if path.exists():
-            shutil.rmtree(path)
-        os.replace(tmp, path)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 @contextmanager
