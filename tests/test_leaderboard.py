@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
 from fmnist.review.leaderboard import model_summaries, seed_summaries, write_leaderboard
 from fmnist.review.leaderboard_charts import family
-from fmnist.review.runs import merge, published_rows, rows_from_exp_show
+from fmnist.review.runs import rows_from_exp_show
 from fmnist.review.sweep import ACTIVE, queue, share_cores
 
 
@@ -255,15 +256,23 @@ def _rows(*revs: dict) -> list:
     return rows_from_exp_show([{"rev": "workspace", "data": {}, "experiments": [{"revs": revs}]}])
 
 
-def test_a_rebuild_keeps_published_rows_of_experiments_this_clone_lacks(tmp_path: Path) -> None:
-    old = _rows(_rev("cnn3", 0.90, 250.0, name="zoo-cnn3"), _rev("cnn1", 0.89, 90.0, name="main"))
-    write_leaderboard(old, tmp_path)
-    published = published_rows(tmp_path / "leaderboard.json")
-    assert published == old  # the JSON gives back the rows it was written from
-    new = _rows(_rev("cnn1", 0.91, 80.0, name="main"), _rev("vgg", 0.93, 999.0, name="run/vgg"))
-    merged = {r.experiment: r.test_accuracy for r in merge(new, published)}
-    assert merged == {"main": 91.0, "run/vgg": 93.0, "zoo-cnn3": 90.0}  # new main replaces old
-    assert published_rows(tmp_path / "missing.json") == []
+def test_failed_experiments_get_a_table_of_their_own(tmp_path: Path) -> None:
+    rows = _rows(_rev("cnn3", 0.90, 250.0, name="cnn3-1a2b3c4d"))
+    failure = {
+        "experiment": "cnn2-5e6f7a8b",
+        "model": "cnn2",
+        "commit": "abc1234",
+        "reason": "params.yaml: 1 problem(s): model.lr is -1.0; use a positive learning rate",
+        "host": "worker-2",
+        "when": "2026-12-08T00:00:00+00:00",
+    }
+    write_leaderboard(rows, tmp_path, [failure])
+    board = json.loads((tmp_path / "leaderboard.json").read_text())
+    assert board["failed"] == [failure]
+    assert [r["experiment"] for r in board["experiments"]] == ["cnn3-1a2b3c4d"]  # not hidden
+    text = (tmp_path / "leaderboard.md").read_text()
+    assert "## Failed experiments" in text or "### Failed experiments" in text
+    assert "| cnn2-5e6f7a8b | cnn2 | abc1234 | params.yaml: 1 problem(s): model.lr is -1.0" in text
 
 
 def test_bf16_runs_are_marked_and_summarised_apart_from_fp32() -> None:

@@ -1,7 +1,13 @@
 """The leaderboard: every DVC experiment's test accuracy beside what its report claimed.
 
+    python -m fmnist.review.sweep_unit --collect   # first, to fetch a sweep's experiments
     python -m fmnist.review.leaderboard            # reads `dvc exp show --json -A`
     python -m fmnist.review.leaderboard --out results
+
+The experiments in Git (this clone's and those pulled from a remote) are its one source:
+a result that is not an experiment, a branch or the workspace here is not on it. Failed
+sweep experiments (their records under ``refs/sweep-failures/``) are listed with their
+reasons.
 
 Writes ``leaderboard.json`` and ``leaderboard.md`` (one line per model, then the seed
 summaries and every experiment), ``time_to_accuracy.png`` (accuracy against training
@@ -23,8 +29,9 @@ from fmnist.core.errors import run_stage
 from fmnist.core.machine import provenance
 from fmnist.review.docs import render_result
 from fmnist.review.leaderboard_charts import bar_chart, time_to_accuracy_chart
-from fmnist.review.runs import Row, describe_recipe, merge, published_rows, rows_from_exp_show
+from fmnist.review.runs import Row, describe_recipe, rows_from_exp_show
 from fmnist.review.sweep import dvc
+from fmnist.review.sweep_unit import recorded_failures
 from fmnist.train.params import model_recipes
 
 
@@ -163,13 +170,21 @@ EXPERIMENT_COLUMNS = [
     ("difference", "difference", "{:+.2f}"),
     ("note", "about the reported figure"),
 ]
+FAILED_COLUMNS = [
+    ("experiment", "experiment"),
+    ("model", "model"),
+    ("commit", "commit"),
+    ("reason", "reason"),
+    ("host", "machine"),
+    ("when", "when"),
+]
 ABOUT = (
     "One line per model: the recipe with the best mean test accuracy over its seeds, the "
     "best single run of that model, the mean training time of the recipe's runs and the "
     "device it trained on (`cpu bf16`: under bf16 autocast). Built by "
-    "`python -m fmnist.review.leaderboard` from `dvc exp show --json -A`, keeping the rows "
-    "of experiments run in other clones from the previous leaderboard.json (`--fresh`: "
-    "this clone's only). Reported figures: the original reports (`fmnist/models/"
+    "`python -m fmnist.review.leaderboard` from the experiments in Git "
+    "(`dvc exp show --json -A`; `python -m fmnist.review.sweep_unit --collect` fetches a "
+    "sweep's). Reported figures: the original reports (`fmnist/models/"
     "reference.py`). Train times are as measured in each run; runs that shared the machine "
     "with other work are slower than [epoch_seconds.md](epoch_seconds.md)."
 )
@@ -184,10 +199,14 @@ def current_recipes(conf: Path = CONF) -> dict[str, str]:
     }
 
 
-def leaderboard_payload(rows: list[Row], recipes: dict[str, str] | None = None) -> dict[str, Any]:
-    """The leaderboard as a results JSON: per model first, then seeds, then every run;
-    ``recipes`` (conf/model/'s) also gives each model's figures for its own recipe, which
-    the model zoo table of the docs shows."""
+def leaderboard_payload(
+    rows: list[Row],
+    recipes: dict[str, str] | None = None,
+    failed: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """The leaderboard as a results JSON: per model first, then seeds, then every run,
+    then the sweep experiments that failed; ``recipes`` (conf/model/'s) also gives each
+    model's figures for its own recipe, which the model zoo table of the docs shows."""
     summaries = seed_summaries(rows)
     experiments = [asdict(r) | {"difference": r.difference} for r in rows]
     log = [
@@ -222,18 +241,31 @@ def leaderboard_payload(rows: list[Row], recipes: dict[str, str] | None = None) 
                 "rows": seeds,
             },
             {"title": "Every experiment", "columns": EXPERIMENT_COLUMNS, "rows": log},
+            *_failed_table(failed or []),
         ],
         "experiments": experiments,
         "current_recipes": [asdict(s) for s in model_summaries(rows, recipes or {})],
         "built": True,  # rows come from many runs; each row's device says where it trained
         "seeds": [asdict(s) for s in summaries],
+        "failed": failed or [],
     }
 
 
-def write_leaderboard(rows: list[Row], out: Path) -> None:
+def _failed_table(failed: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    if not failed:
+        return []
+    about = "Sweep experiments that failed, with the reason their worker recorded."
+    return [
+        {"title": "Failed experiments", "about": about, "columns": FAILED_COLUMNS, "rows": failed}
+    ]
+
+
+def write_leaderboard(
+    rows: list[Row], out: Path, failed: list[dict[str, Any]] | None = None
+) -> None:
     """leaderboard.json (with the command, date and machine) and leaderboard.md rendered
     from it, the time-to-accuracy chart and the bar chart, under ``out``."""
-    payload = leaderboard_payload(rows, current_recipes()) | provenance()
+    payload = leaderboard_payload(rows, current_recipes(), failed) | provenance()
     write_json(out / "leaderboard.json", payload)
     write_text(out / "leaderboard.md", render_result(payload))
     if rows:
@@ -245,18 +277,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="Build the leaderboard from DVC experiments.")
     parser.add_argument("--out", type=Path, default=Path("results"))
     parser.add_argument("--json", type=Path, help="read this exp-show JSON instead of running dvc")
-    parser.add_argument(
-        "--fresh",
-        action="store_true",
-        help="only this clone's experiments (default: keep the published rows of others)",
-    )
     args = parser.parse_args()
     text = args.json.read_text() if args.json else dvc("exp", "show", "--json", "-A")
-    rows = rows_from_exp_show(json.loads(text))
-    if not args.fresh:
-        rows = merge(rows, published_rows(args.out / "leaderboard.json"))
-        rows.sort(key=lambda r: (-r.test_accuracy, r.experiment))
-    write_leaderboard(rows, args.out)
+    exp_show = json.loads(text)
+    write_leaderboard(rows_from_exp_show(exp_show), args.out, recorded_failures(exp_show))
     print((args.out / "leaderboard.md").read_text())
 
 

@@ -1,13 +1,10 @@
 """The runs: every experiment, branch tip and workspace of `dvc exp show --json -A` as one
-:class:`Row` (model, recipe in words, time, device, test accuracy, the report's claim),
-and the rows a leaderboard published before."""
+:class:`Row` (model, recipe in words, time, device, test accuracy, the report's claim)."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
-from dataclasses import dataclass, fields
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 from fmnist.core.errors import PipelineError
@@ -112,27 +109,6 @@ def _device(train: dict[str, Any]) -> str:
     its rounding) are not fp32's, so its seeds are summarised apart."""
     device = str(train.get("device", "?"))
     return f"{device} bf16" if train.get("precision") == "bf16" else device
-
-
-def published_rows(path: Path) -> list[Row]:
-    """The rows of a leaderboard.json written before (none when there is none).
-
-    Experiments are git refs local to the clone that ran them; the committed
-    leaderboard is the project's record of them, so a rebuild in another clone keeps
-    those rows instead of dropping every result it cannot see."""
-    if not path.is_file():
-        return []
-    names = {f.name for f in fields(Row)}
-    saved = json.loads(path.read_text())
-    rows = saved["experiments"] if "experiments" in saved else saved.get("rows", [])
-    return [Row(**{k: v for k, v in row.items() if k in names}) for row in rows]
-
-
-def merge(current: list[Row], published: list[Row]) -> list[Row]:
-    """``current`` plus the published rows of experiments it does not have (by name):
-    a rerun experiment, or a new ``main``, replaces its old row."""
-    seen = {r.experiment for r in current}
-    return current + [r for r in published if r.experiment not in seen]
 
 
 def _same_run(train: dict[str, Any], model: str, recipe: dict[str, Any]) -> bool:
