@@ -23,6 +23,7 @@ TOOLS = {
     "serve": ("bench.serve_load", "the model server under load"),
     "gpu": ("bench.gpu_suite", "every GPU figure in one bounded run"),
     "emulated-cpu": ("bench.emulated_cpu", "portable kernels under another CPU (QEMU)"),
+    "sweep": ("bench.sweep_share", "a sweep across worker clones against one worker"),
 }
 
 

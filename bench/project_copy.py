@@ -3,7 +3,10 @@ tests and the emulated-CPU check run, so both run the same small profile."""
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import yaml
@@ -31,7 +34,7 @@ def copy_project(
     model's recipe, others into config.yaml, so that ``dvc exp run``, which composes
     params.yaml from conf/, keeps them."""
     repo.mkdir(parents=True, exist_ok=True)
-    for name in ("fmnist", "stages", "conf"):
+    for name in ("fmnist", "stages", "conf", "deploy"):
         shutil.copytree(ROOT / name, repo / name, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(ROOT / "dvc.yaml", repo)
     config_path = repo / "conf" / "config.yaml"
@@ -49,3 +52,41 @@ def copy_project(
     recipe_path.write_text(yaml.safe_dump(recipe, sort_keys=False))
     write_params(repo / "params.yaml", conf=repo / "conf")
     return repo
+
+
+def project_repo(
+    path: Path,
+    overrides: dict[tuple[str, ...], object],
+    model: str | None = None,
+    remote: Path | None = None,
+) -> Path:
+    """:func:`copy_project` as a committed git + DVC repository (Hydra composition on, as
+    here; ``remote``: its default DVC remote). ``dvc exp run`` needs a commit."""
+    repo = copy_project(path, overrides, model)
+    steps = [
+        ["git", "init", "-q", "-b", "main"],
+        ["git", "config", "user.email", "test@example.invalid"],
+        ["git", "config", "user.name", "test"],
+        ["dvc", "init", "-q"],
+        ["dvc", "config", "hydra.enabled", "true"],
+        *([["dvc", "remote", "add", "-d", "local", str(remote)]] if remote else []),
+        ["git", "add", "-A"],
+        ["git", "commit", "-qm", "the project"],
+    ]
+    for step in steps:
+        sh(repo, *step)
+    return repo
+
+
+def sh(cwd: Path, *args: str) -> str:
+    """``args`` in ``cwd`` with this interpreter's commands first on PATH; a failure
+    raises with the command's whole output."""
+    bin_dir = str(Path(sys.executable).parent)
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+    env |= {"DVC_NO_ANALYTICS": "1", "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
+    if done.returncode != 0:
+        raise RuntimeError(
+            f"{' '.join(args)} failed ({done.returncode}):\n{done.stdout}{done.stderr}"
+        )
+    return done.stdout + done.stderr

@@ -1,5 +1,5 @@
-"""What the tests share to run real commands: one subprocess runner, and one temporary
-git + DVC repository of the pipeline (Hydra composition on, as in this repository)."""
+"""What the tests share to run real commands: one subprocess runner, and (from bench/)
+one temporary git + DVC repository of the pipeline, ``dvc_repo``."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bench.project_copy import copy_project
+from bench.project_copy import project_repo as dvc_repo  # noqa: F401  (the tests' name)
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -68,24 +68,3 @@ def python_stdout(code: str, *args: str) -> str:
     """What ``python -c code args`` prints, run in a fresh interpreter from the repository
     root: for properties of a whole process (memory, allocator) a pytest run would blur."""
     return run(ROOT, sys.executable, "-c", code, *args, timeout=300).stdout
-
-
-def dvc_repo(
-    path: Path,
-    overrides: dict[tuple[str, ...], object],
-    model: str | None = None,
-    remote: Path | None = None,
-) -> Path:
-    """A git + DVC repository of the pipeline in ``path``, its conf/ given ``overrides``
-    (:func:`bench.project_copy.copy_project`), committed: ``dvc exp run`` needs a commit."""
-    repo = copy_project(path, overrides, model)
-    run(repo, "git", "init", "-q", "-b", "main")
-    run(repo, "git", "config", "user.email", "test@example.invalid")
-    run(repo, "git", "config", "user.name", "test")
-    dvc(repo, "init", "-q")
-    dvc(repo, "config", "hydra.enabled", "true")
-    if remote is not None:
-        dvc(repo, "remote", "add", "-d", "local", str(remote))
-    run(repo, "git", "add", "-A")
-    run(repo, "git", "commit", "-qm", "the project")
-    return repo
