@@ -31,6 +31,7 @@ def origin_with_baseline(root: Path) -> Path:
     """``root/origin.git`` holding a committed, reproduced baseline whose outputs are in
     the DVC remote ``root/dvc-remote``: what a sweep's workers start from."""
     origin = root / "origin.git"
+    root.mkdir(parents=True, exist_ok=True)
     sh(root, "git", "init", "-q", "--bare", "-b", "main", str(origin))
     seed = project_repo(root / "seed", GUARD_PROFILE, remote=root / "dvc-remote")
     for step in (
