@@ -6,13 +6,16 @@ leaderboard from them."""
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
 import yaml
-from helpers import ROOT, dvc, run
+from helpers import ROOT, dvc, environment, run
 
 from bench.sweep_share import (
     MODELS,
@@ -121,3 +124,18 @@ def test_rerunning_a_unit_trains_nothing_and_says_so(sweep: dict) -> None:
     print(f"reused re-run: {time.perf_counter() - started:.1f} s")
     assert "reused: cnn1-" in out and "nothing trained" in out
     assert "Running stage" not in out
+
+
+def test_a_killed_worker_resumes_when_its_unit_runs_again(sweep: dict) -> None:
+    worker = clone(sweep["origin"], sweep["root"] / "worker-killed")
+    args = unit_command("cnn1", *SMALL, "--set", "model.epochs=4")
+    proc = subprocess.Popen(args, cwd=worker, env=environment(), start_new_session=True)
+    checkpoint = worker / "models/resume.pt"
+    deadline = time.monotonic() + 300
+    while not checkpoint.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert checkpoint.exists(), "no epoch finished"
+    os.killpg(proc.pid, signal.SIGKILL)  # the unit, dvc and the stage: a lost machine
+    proc.wait()
+    out = run(worker, *args).stdout
+    assert "resuming after epoch" in out and "pushed cnn1-" in out

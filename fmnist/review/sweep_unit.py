@@ -42,6 +42,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from fmnist.core.config import write_params
 from fmnist.core.errors import PipelineError, run_stage
 from fmnist.models import list_models
 from fmnist.review.sweep import report_split
@@ -57,6 +58,9 @@ PROFILES: dict[str, tuple[str, ...]] = {
         "model.epochs=1",
     ),
 }
+DATA_STAGES = ("download", "prepare")
+RUNNING = Path(".dvc/tmp/sweep-unit")  # the experiment this clone is running, until it ends
+CHECKPOINT = Path("models/resume.pt")
 FAILURES = "refs/sweep-failures"
 FAILURE_FILE = "failure.json"
 # how a stage's run ends when DVC took its outputs from the cache instead of running it
@@ -208,6 +212,25 @@ def push(name: str, git_remote: str) -> None:
     command("dvc", "exp", "push", "--force", "--no-run-cache", git_remote, name)
 
 
+def run_experiment(unit: Unit) -> tuple[int, list[str]]:
+    """``dvc exp run``; or, where this clone's run of the same experiment was killed,
+    ``dvc repro`` on the same params then ``dvc exp save``: ``dvc exp run`` first checks
+    every output out of the cache (forced), which would replace the killed run's
+    checkpoint with the base commit's, and train again from epoch one."""
+    interrupted = RUNNING.is_file() and RUNNING.read_text() == unit.name and CHECKPOINT.is_file()
+    RUNNING.parent.mkdir(parents=True, exist_ok=True)
+    RUNNING.write_text(unit.name)
+    if not interrupted:
+        sets = [arg for value in unit.overrides for arg in ("-S", value)]
+        return stream(["dvc", "exp", "run", "-n", unit.name, *sets])
+    print(f"{unit.name} was interrupted in this clone: resuming it with dvc repro", flush=True)
+    write_params(Path("params.yaml"), unit.overrides, Path("conf"))
+    code, lines = stream(["dvc", "repro"])
+    if code == 0:
+        command("dvc", "exp", "save", "--force", "-n", unit.name)
+    return code, lines
+
+
 def run_unit(unit: Unit, git_remote: str) -> int:
     """Run or reuse one experiment and push it; 0 when it is at the remote, 1 if it failed."""
     started = time.perf_counter()
@@ -222,11 +245,12 @@ def run_unit(unit: Unit, git_remote: str) -> int:
         clear_failure(name, git_remote)
         print(f"reused: {name} was already run in this clone; pushed it, nothing trained")
         return 0
-    # the base commit's outputs, so that the stages this experiment does not change are
-    # checked out instead of run again (a remote without them: those stages run)
-    command("dvc", "pull", "--allow-missing", check=False)
-    sets = [arg for value in unit.overrides for arg in ("-S", value)]
-    code, lines = stream(["dvc", "exp", "run", "-n", name, *sets])
+    # the base commit's data, so that the data stages are checked out instead of run
+    # again (a remote without them: they run); not models/, where a killed run of this
+    # unit left the checkpoint it resumes from
+    command("dvc", "pull", "--allow-missing", *DATA_STAGES, check=False)
+    code, lines = run_experiment(unit)
+    RUNNING.unlink(missing_ok=True)
     if code != 0:
         reason = failure_reason(lines)
         record_failure(unit, reason, git_remote)
