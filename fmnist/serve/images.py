@@ -5,6 +5,13 @@ reads, EXIF rotation applied, transparency flattened onto white), convert to gra
 invert when the background is light, trim to the garment's bounding box, resize the
 garment centred on a black square, resized to 28x28 (the aspect ratio is kept). An image
 that is already 28x28 on a dark background is used as it is.
+
+Memory is bounded by the pixels, not by the longest side: the header is checked before
+any pixel is decoded (at most :data:`MAX_PIXELS`, at most :data:`MAX_ASPECT` to 1), JPEGs
+decode already reduced (``draft``), and every image is shrunk to at most
+:data:`WORK_SIDE` pixels a side right after decoding, before any conversion or copy.
+A decode costs at most the pixels times their bands (200 MB at the cap, RGBA); the
+server runs a bounded number of them at once.
 """
 
 from __future__ import annotations
@@ -22,6 +29,8 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from fmnist.core.errors import PipelineError
 
 MAX_PIXELS = 50_000_000  # refuse before decoding: a 20000x20000 image would need 400 MB+
+MAX_ASPECT = 50  # longest side over shortest: no photo of a garment is a 1x49,000,000 strip
+WORK_SIDE = 512  # the decoded image is shrunk to this at once: ample for 28x28 (or 32x32)
 SIDE = 28
 INK = 25  # grey level above which a pixel belongs to the garment (after inversion)
 IMAGE_SUFFIXES = frozenset(
@@ -53,15 +62,13 @@ def decode_image(source: Path | BinaryIO, name: str, mode: str = "L") -> Image.I
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(source) as img:
-                width, height = img.size
-                if width * height > MAX_PIXELS:
-                    raise ImageError(
-                        f"{name}: image too large ({width}x{height}); "
-                        f"resize it below {MAX_PIXELS:,} pixels"
-                    )
-                img = ImageOps.exif_transpose(img)
-                _warn_if_mostly_missing(img, name)
-                return _flatten(img, mode)
+                _check_size(img, name)
+                height = img.height
+                img.draft("RGB" if mode == "RGB" else "L", (WORK_SIDE, WORK_SIDE))  # JPEG
+                img.thumbnail((WORK_SIDE, WORK_SIDE), Image.Resampling.LANCZOS)
+                img = ImageOps.exif_transpose(img)  # of the small copy: rotating costs a copy
+                _warn_if_mostly_missing(img, name, height)
+                return _flatten(_eight_bit(img), mode)
     except UnidentifiedImageError:
         raise ImageError(f"{name}: not an image Pillow can read") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
@@ -74,20 +81,48 @@ def decode_image(source: Path | BinaryIO, name: str, mode: str = "L") -> Image.I
         raise ImageError(f"{name}: truncated or corrupt image ({exc})") from None
 
 
-def _warn_if_mostly_missing(img: Image.Image, path: Path | str) -> None:
+def _check_size(img: Image.Image, name: str) -> None:
+    """Refuse from the header what would cost too much to decode."""
+    width, height = img.size
+    if width * height > MAX_PIXELS:
+        raise ImageError(
+            f"{name}: image too large ({width}x{height}); resize it below {MAX_PIXELS:,} pixels"
+        )
+    if max(width, height) > MAX_ASPECT * max(1, min(width, height)):
+        raise ImageError(
+            f"{name}: {width}x{height} is not a picture of a garment (sides over "
+            f"{MAX_ASPECT}:1); crop it to the garment"
+        )
+
+
+def _eight_bit(img: Image.Image) -> Image.Image:
+    """16-bit and 32-bit grey images scaled to 8 bits by their depth: Pillow's own
+    conversion to L clips every value over 255, which turns them black and white."""
+    if img.mode.startswith("I;16"):
+        return Image.fromarray((np.asarray(img, np.uint32) >> 8).astype(np.uint8))
+    if img.mode in ("I", "F"):
+        a = np.asarray(img, np.float64)
+        top = 65535.0 if a.max() > 255 else 255.0  # a 16-bit PNG opens as I
+        return Image.fromarray(np.clip(a / top * 255.0, 0, 255).round().astype(np.uint8))
+    return img
+
+
+def _warn_if_mostly_missing(img: Image.Image, path: Path | str, height: int) -> None:
     """Say so when most of a large image's rows, from the bottom up, are exactly zero.
 
     Pillow decodes a PNG whose compressed data stops early without complaint, filling the
     rest with zeros; the prediction is then of a sliver. It is still predicted (a real
-    picture can end in black), but the user hears that the file may be truncated."""
-    if img.height < 64:
+    picture can end in black), but the user hears that the file may be truncated.
+    ``img`` is the shrunk copy; ``height`` the file's own, in which the message counts."""
+    if height < 64:
         return
     rows = np.asarray(img).reshape(img.height, -1)
     filled = np.flatnonzero(rows.any(axis=1))
     last = filled[-1] + 1 if filled.size else 0
     if img.height - last > img.height // 2:
+        empty = round((img.height - last) / img.height * height)
         print(
-            f"warning: {path}: its last {img.height - last:,} of {img.height:,} rows are "
+            f"warning: {path}: its last {empty:,} of {height:,} rows are "
             "empty (all zero): the file may be truncated; predicting it as it is",
             file=sys.stderr,
         )
