@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -12,6 +14,7 @@ from helpers import ROOT, python_stdout  # noqa: F401  (the tests import them fr
 
 from fmnist.data import formats
 from fmnist.data.datasets import FASHION_MNIST, DatasetSpec, IdxFile
+from fmnist.data.prepared import Split, save_split
 
 
 def synthetic_split(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -135,3 +138,18 @@ def png_with_rows(width: int, height: int, rows: int) -> bytes:
     return (
         b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
     )
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A run directory whose models/ holds an exported small model (stage export, real)."""
+    run = tmp_path_factory.mktemp("served")
+    save_small_model(run / "models/model.pt")
+    images, labels = synthetic_split(40, 7)
+    save_split(run / "data/prepared/test.npz", Split(images, labels))
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        [sys.executable, "-m", "stages.export"], cwd=run, env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    return run

@@ -4,40 +4,22 @@ page driven in headless Chromium, and bad uploads that must not take it down."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import requests
 import torch
-from conftest import ROOT, headless_chromium, png_with_rows, save_small_model, synthetic_split
+from conftest import headless_chromium, png_with_rows, synthetic_split
 from PIL import Image
 
 from bench.serve_load import start_server
 from fmnist.data.datasets import FASHION_MNIST
-from fmnist.data.prepared import Split, save_split
 from fmnist.train.batches import to_device
 from fmnist.train.checkpoint import load_checkpoint
 from fmnist.train.inference import predict_logits
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture(scope="module")
-def exported(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A run directory whose models/ holds an exported small model (stage export, real)."""
-    run = tmp_path_factory.mktemp("served")
-    save_small_model(run / "models/model.pt")
-    images, labels = synthetic_split(40, 7)
-    save_split(run / "data/prepared/test.npz", Split(images, labels))
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    done = subprocess.run(
-        [sys.executable, "-m", "stages.export"], cwd=run, env=env, capture_output=True, text=True
-    )
-    assert done.returncode == 0, done.stderr
-    return run
 
 
 @pytest.fixture(scope="module")
