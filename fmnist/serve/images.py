@@ -20,6 +20,7 @@ import io
 import sys
 import warnings
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
@@ -27,6 +28,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from fmnist.core.errors import PipelineError
+from fmnist.serve.isolate import isolate
 
 MAX_PIXELS = 50_000_000  # refuse before decoding: a 20000x20000 image would need 400 MB+
 MAX_ASPECT = 50  # longest side over shortest: no photo of a garment is a 1x49,000,000 strip
@@ -137,14 +139,28 @@ def _flatten(img: Image.Image, mode: str = "L") -> Image.Image:
     return img.convert(mode)
 
 
+@dataclass(frozen=True)
+class Converted:
+    """A picture as the model's uint8 input, and why its garment could not be isolated
+    ("" when it was, or when the picture is already in the dataset's convention)."""
+
+    pixels: np.ndarray
+    problem: str = ""
+
+
 def to_model_input(path: str | Path, shape: tuple[int, int, int]) -> np.ndarray:
     """The picture at ``path`` as the model's uint8 input: (H, W) grayscale in the
     dataset's convention, or (H, W, 3) colour resized as it is (CIFAR-10 photos)."""
+    return convert_file(path, shape).pixels
+
+
+def convert_file(path: str | Path, shape: tuple[int, int, int]) -> Converted:
+    """:func:`to_model_input`, with what the conversion could not do."""
     return image_to_model_input(lambda mode: load_image(path, mode), shape)
 
 
-def upload_to_model_input(data: bytes, name: str, shape: tuple[int, int, int]) -> np.ndarray:
-    """:func:`to_model_input` for the bytes of an upload."""
+def upload_to_model_input(data: bytes, name: str, shape: tuple[int, int, int]) -> Converted:
+    """:func:`convert_file` for the bytes of an upload."""
     if not data:
         raise ImageError(f"{name}: empty file")
     return image_to_model_input(lambda mode: decode_image(io.BytesIO(data), name, mode), shape)
@@ -152,28 +168,59 @@ def upload_to_model_input(data: bytes, name: str, shape: tuple[int, int, int]) -
 
 def image_to_model_input(
     decode: Callable[[str], Image.Image], shape: tuple[int, int, int]
-) -> np.ndarray:
+) -> Converted:
     """The image ``decode(mode)`` gives, converted to the model's uint8 input."""
     channels, height, width = shape
     if channels == 1:
-        return to_dataset_convention(decode("L"))
+        return garment_convention(decode("RGB"))
     image = decode("RGB").resize((width, height), Image.Resampling.LANCZOS)
-    return np.asarray(image, dtype=np.uint8)
+    return Converted(np.asarray(image, dtype=np.uint8))
+
+
+def garment_convention(rgb: Image.Image) -> Converted:
+    """A colour picture -> uint8 (28, 28): the garment isolated from its background
+    (:mod:`fmnist.serve.isolate`), light on black, centred. A picture already in the
+    dataset's convention is kept; one whose garment cannot be isolated gets the plain
+    conversion (:func:`to_dataset_convention`) and the reason."""
+    grey = np.asarray(rgb.convert("L"), dtype=np.uint8)
+    light = _border(grey).mean() > 127
+    if not light and grey.shape == (SIDE, SIDE):
+        return Converted(grey.copy())  # already in the dataset's convention
+    found = isolate(rgb)
+    if found.mask is None:
+        return Converted(to_dataset_convention(rgb.convert("L")), found.problem)
+    small = np.asarray(found.picture.convert("L"), dtype=np.uint8)
+    garment = np.where(found.mask, 255 - small if light else small, 0).astype(np.uint8)
+    return Converted(_centred(_trim(garment, found.mask)))
 
 
 def to_dataset_convention(img: Image.Image) -> np.ndarray:
-    """A grayscale image -> uint8 (28, 28), garment light on dark, centred."""
+    """A grayscale image -> uint8 (28, 28), garment light on dark, centred, by
+    brightness alone: right for a garment on white or black, not on a floor or a bed."""
     a = np.asarray(img, dtype=np.uint8)
-    border = np.concatenate([a[0], a[-1], a[:, 0], a[:, -1]])
-    if border.mean() > 127:  # light background (a photo, a scan): make it dark
+    if _border(a).mean() > 127:  # light background (a photo, a scan): make it dark
         a = 255 - a
     elif a.shape == (SIDE, SIDE):
         return a.copy()  # already in the dataset's convention
-    rows, cols = np.nonzero(a > INK)
-    if rows.size:
-        a = a[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
-    # centre on a square first, then resize once: measured closer to the original test
-    # images (and more often the same prediction) than resizing then padding to 28x28
+    return _centred(_trim(a, a > INK))
+
+
+def _border(a: np.ndarray) -> np.ndarray:
+    return np.concatenate([a[0], a[-1], a[:, 0], a[:, -1]])
+
+
+def _trim(a: np.ndarray, keep: np.ndarray) -> np.ndarray:
+    """``a`` cut to the bounding box of ``keep`` (all of it when nothing is kept)."""
+    rows, cols = np.nonzero(keep)
+    if not rows.size:
+        return a
+    return a[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
+
+
+def _centred(a: np.ndarray) -> np.ndarray:
+    """``a`` centred on a black square, then resized once to 28x28: measured closer to
+    the original test images (and more often the same prediction) than resizing then
+    padding to 28x28."""
     h, w = a.shape
     side = max(h, w)
     square = np.zeros((side, side), np.uint8)
