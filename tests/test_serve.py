@@ -49,6 +49,8 @@ def test_the_page_shows_the_evaluations_class_for_an_uploaded_png(
     image = synthetic_split(40, 7)[0][3]
     png = tmp_path / "garment.png"
     Image.fromarray(image).save(png)
+    api = requests.post(f"{server}/predict", files={"files": png.read_bytes()}, timeout=30)
+    unsure = api.json()["predictions"][0]["unsure"]
     driver = headless_chromium(tmp_path / "profile")
     try:
         driver.get(server + "/")
@@ -56,14 +58,20 @@ def test_the_page_shows_the_evaluations_class_for_an_uploaded_png(
         shown = WebDriverWait(driver, 30).until(
             lambda d: d.find_element(By.ID, "predicted").text or d.find_element(By.ID, "error").text
         )
-        bars = driver.find_elements(By.CSS_SELECTOR, "#bars .bar")
+        bars = [e.text for e in driver.find_elements(By.CSS_SELECTOR, "#bars .bar span")]
+        seen = driver.find_element(By.ID, "seen").get_attribute("src")
+        why = driver.find_element(By.ID, "why").text
         outside = driver.execute_script(
             "return performance.getEntriesByType('resource').map(e => e.name)"
             ".filter(n => !n.startsWith(location.origin) && !n.startsWith('blob:'))"
         )
     finally:
         driver.quit()
-    assert shown == _evaluation_class(exported, image)
+    evaluated = _evaluation_class(exported, image)
+    assert bars[0] == evaluated  # the likeliest class first, sure or not
+    assert shown == ("Unsure" if unsure else evaluated)
+    assert (unsure in why) if unsure else why == ""
+    assert seen.startswith("data:image/png;base64,")  # the 28x28 input the model saw
     assert len(bars) == len(FASHION_MNIST.classes) and outside == []
 
 

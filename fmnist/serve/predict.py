@@ -25,7 +25,8 @@ import torch
 from fmnist.core import layout
 from fmnist.core.atomic import atomic_path
 from fmnist.core.errors import PipelineError, run_stage
-from fmnist.serve.images import ImageError, image_files, to_model_input
+from fmnist.serve.answer import unsure_reason
+from fmnist.serve.images import ImageError, convert_file, image_files
 from fmnist.train.batches import to_device
 from fmnist.train.checkpoint import load_checkpoint
 from fmnist.train.device import select_device
@@ -40,6 +41,7 @@ class Prediction:
     top: list[tuple[str, float]]
     image: np.ndarray | None = None
     error: str = ""
+    unsure: str = ""  # why the answer is "unsure" (fmnist.serve.answer), or ""
 
 
 def predict_files(
@@ -50,12 +52,15 @@ def predict_files(
     model, meta = load_checkpoint(model_path, dev)
     classes = meta["classes"]
     inputs: list[np.ndarray] = []
+    problems: list[str] = []
     readable: list[Path] = []
     results: dict[Path, Prediction] = {}
     shape = tuple(meta["input"]["shape"])
     for path in paths:
         try:
-            inputs.append(to_model_input(path, shape))
+            converted = convert_file(path, shape)
+            inputs.append(converted.pixels)
+            problems.append(converted.problem)
             readable.append(path)
         except ImageError as exc:
             results[path] = Prediction(path, [], error=str(exc))
@@ -64,14 +69,17 @@ def predict_files(
         data = to_device(images, np.zeros(len(images), np.int64), dev)
         probs = torch.softmax(predict_logits(model, data, batch), 1).cpu().numpy()
         k = min(top_k, len(classes))
-        for path, image, p in zip(readable, images, probs, strict=True):
+        for path, image, p, problem in zip(readable, images, probs, problems, strict=True):
             order = np.argsort(-p, kind="stable")[:k]
-            results[path] = Prediction(path, [(classes[i], float(p[i])) for i in order], image)
+            top = [(classes[i], float(p[i])) for i in order]
+            unsure = unsure_reason(p, classes, problem)
+            results[path] = Prediction(path, top, image, unsure=unsure)
     return [results[p] for p in paths]
 
 
 def write_csv(path: Path, predictions: list[Prediction], top_k: int) -> None:
-    """One row per image: path, status, top-k classes and probabilities, error."""
+    """One row per image: path, status (ok, unsure or skipped), top-k classes and
+    probabilities, and the error or the reason for "unsure"."""
     header = ["path", "status"]
     for i in range(1, top_k + 1):
         header += [f"class{i}", f"probability{i}"]
@@ -79,14 +87,27 @@ def write_csv(path: Path, predictions: list[Prediction], top_k: int) -> None:
         writer = csv.writer(f)
         writer.writerow([*header, "error"])
         for p in predictions:
-            cells = [str(p.path), "skipped" if p.error else "ok"]
+            cells = [str(p.path), "skipped" if p.error else "unsure" if p.unsure else "ok"]
             for i in range(top_k):
                 cells += [p.top[i][0], f"{p.top[i][1]:.6f}"] if i < len(p.top) else ["", ""]
-            writer.writerow([*cells, p.error])
+            writer.writerow([*cells, p.error or p.unsure])
 
 
-def save_figure(prediction: Prediction, out: Path) -> Path:
-    """Report C's view: the 28x28 input as the model saw it and the class probabilities."""
+def figure_names(paths: list[Path]) -> dict[Path, str]:
+    """A file name per picture, unique even where two pictures share a name
+    (``a/item.jpg`` and ``b/item.jpg`` give ``a__item.png`` and ``b__item.png``)."""
+    stems = [p.with_suffix("").as_posix() for p in paths]
+    common = os.path.commonpath([str(Path(s).parent) for s in stems]) if stems else ""
+    names = {}
+    for path, stem in zip(paths, stems, strict=True):
+        relative = os.path.relpath(stem, common) if common else stem
+        names[path] = relative.replace("/", "__").replace("..", "up") + ".png"
+    return names
+
+
+def save_figure(prediction: Prediction, path: Path) -> Path:
+    """Report C's view, written to ``path``: the 28x28 input as the model saw it and the
+    class probabilities (titled "unsure" when the answer is)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -102,13 +123,12 @@ def save_figure(prediction: Prediction, out: Path) -> Path:
     )
     left.axis("off")
     name, prob = prediction.top[0]
-    left.set_title(f"{name} ({prob:.2%})")
+    left.set_title("unsure" if prediction.unsure else f"{name} ({prob:.2%})")
     labels = [c for c, _ in prediction.top][::-1]
     right.barh(labels, [p for _, p in prediction.top][::-1], color="tab:blue")
     right.set_xlim(0, 1)
     right.set_xlabel("probability")
-    fig.suptitle(prediction.path.name)
-    path = out / f"{prediction.path.stem}.png"
+    fig.suptitle(str(prediction.path))
     _save(fig, path)
     return path
 
@@ -128,13 +148,15 @@ def main(argv: list[str] | None = None) -> int:
     predictions = predict_files(
         image_files(args.paths), args.model, args.top_k, args.device, args.batch_size
     )
+    names = figure_names([p.path for p in predictions])
     for p in predictions:
         if p.error:
             print(f"skipped {p.error}", file=sys.stderr)
             continue
-        print(f"{p.path}: " + " | ".join(f"{c} {prob:.1%}" for c, prob in p.top))
+        guesses = " | ".join(f"{c} {prob:.1%}" for c, prob in p.top)
+        print(f"{p.path}: " + (f"unsure: {p.unsure} (guesses: {guesses})" if p.unsure else guesses))
         if args.show:
-            save_figure(p, args.show)
+            save_figure(p, args.show / names[p.path])
     if args.csv:
         write_csv(args.csv, predictions, args.top_k)
     if all(p.error for p in predictions):

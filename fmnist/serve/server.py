@@ -24,7 +24,9 @@ past it), ``--max-decodes`` images decoding at once (the memory budget).
 from __future__ import annotations
 
 import argparse
+import base64
 import errno
+import io
 import json
 import os
 import socket
@@ -42,7 +44,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fmnist.core.errors import PipelineError, run_stage
-from fmnist.serve.images import ImageError, upload_to_model_input
+from fmnist.serve.answer import unsure_reason
+from fmnist.serve.images import Converted, ImageError, upload_to_model_input
 
 PAGE = Path(__file__).with_name("page.html")
 OPTIONS_ENV = "FMNIST_SERVE"  # the options, as JSON, for each worker process
@@ -102,6 +105,14 @@ def top_classes(probabilities: np.ndarray, classes: list[str], k: int) -> list[d
     """The ``k`` likeliest classes of one image, likeliest first."""
     order = np.argsort(-probabilities)[:k]
     return [{"class": classes[i], "probability": round(float(probabilities[i]), 6)} for i in order]
+
+
+def png_data_url(pixels: np.ndarray) -> str:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
 class BodyTooLargeError(Exception):
@@ -220,7 +231,7 @@ def create_app(folder: Path, limits: Limits = Limits()) -> ASGIApp:
         body, content_type = metrics.exposition()
         return Response(body, media_type=content_type)
 
-    def convert(upload: UploadFile) -> np.ndarray | str:
+    def convert(upload: UploadFile) -> Converted | str:
         """The model's input for one upload, or its one-line error."""
         name = upload.filename or "upload"
         data = upload.file.read(limits.max_upload_bytes + 1)
@@ -239,20 +250,27 @@ def create_app(folder: Path, limits: Limits = Limits()) -> ASGIApp:
             raise HTTPException(400, f"top_k must be 1 to {len(model.classes)}")
         counters.images.observe(len(files))
         converted = [convert(upload) for upload in files]
-        good = [x for x in converted if not isinstance(x, str)]
+        good = [x for x in converted if isinstance(x, Converted)]
         if not good:
             raise HTTPException(400, converted[0])
-        probabilities = iter(model.probabilities(np.stack(good)))
+        probabilities = iter(model.probabilities(np.stack([x.pixels for x in good])))
         return {
             "predictions": [
-                {"file": f.filename, "error": x}
-                if isinstance(x, str)
-                else {
-                    "file": f.filename,
-                    "top": top_classes(next(probabilities), model.classes, top_k),
-                }
+                answer(f.filename, x, next(probabilities), top_k)
+                if isinstance(x, Converted)
+                else {"file": f.filename, "error": x}
                 for f, x in zip(files, converted, strict=True)
             ]
+        }
+
+    def answer(name: str | None, x: Converted, p: np.ndarray, top_k: int) -> dict[str, Any]:
+        """One picture's answer: its top classes, "unsure" and why (or null), and the
+        28x28 input the model saw, as a PNG data URL (the page shows it)."""
+        return {
+            "file": name,
+            "top": top_classes(p, model.classes, top_k),
+            "unsure": unsure_reason(p, model.classes, x.problem) or None,
+            "input": png_data_url(x.pixels),
         }
 
     app.include_router(v2.router(model))
