@@ -24,6 +24,7 @@ TOOLS = {
     "gpu": ("bench.gpu_suite", "every GPU figure in one bounded run"),
     "emulated-cpu": ("bench.emulated_cpu", "portable kernels under another CPU (QEMU)"),
     "sweep": ("bench.sweep_share", "a sweep across worker clones against one worker"),
+    "photos": ("bench.photos", "top-1, top-3 and unsure on a folder of real photos"),
 }
 
 
