@@ -32,6 +32,7 @@ PARAM_COUNTS = {
     "bilstm": 1_340_042,  # report D
     "cifar-cnn": 93_322,  # on 28x28x1; 122,570 on CIFAR's 32x32x3 (below)
     "fastcnn": 114_058,
+    "fastcnn-photo": 114_058,  # fastcnn, trained for real photos
     "fastcnn-wide": 412_426,  # fastcnn at width 64 (411,530 trainable + 896 BN statistics)
     "fastcnn-hour": 421_290,  # fastcnn-wide with its 16-filter stem
     "wrn-16-4": 2_752_218,  # WRN-16-4 as published: 2.7M (+ BN moving statistics)

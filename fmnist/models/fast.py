@@ -89,3 +89,17 @@ def fastcnn_hour(
     budget of an hour: its recipe is fastcnn-wide's for as many epochs as an hour of the
     project's slowest CPU kind (AVX2 only, fp32) trains."""
     return fastcnn(in_shape, num_classes, width, activation, dropout, stem)
+
+
+@register_model("fastcnn-photo")
+def fastcnn_photo(
+    in_shape: tuple[int, int, int] = (1, 28, 28),
+    num_classes: int = 10,
+    width: int = 32,
+    activation: str = "relu",
+    dropout: float = 0.25,
+    stem: int = 0,
+) -> nn.Module:
+    """fastcnn's layers under their own name: its recipe trains them for real photos as
+    the conversion gives them (random framing, erasing and tones; docs/serving.md)."""
+    return fastcnn(in_shape, num_classes, width, activation, dropout, stem)

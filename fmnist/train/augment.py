@@ -2,7 +2,9 @@
 
 Keras ImageDataGenerator-style (the reports): one random affine transform per image
 (shift, rotation, zoom) with ``affine_grid``/``grid_sample``, plus a horizontal flip.
-Modern recipes add a random crop of the zero-padded image and random erasing.
+Modern recipes add a random crop of the zero-padded image and random erasing; the
+recipe for real photos adds random tones (the garment's gamma and gain), as a photo's
+lighting and a garment's colour give them after conversion.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ class Augment:
     hflip: bool = False
     crop_padding: int = 0  # random crop of the image padded by this many pixels
     erasing: float = 0.0  # probability of erasing one random rectangle per image
+    tones: float = 0.0  # per image: gamma in [1/(1+t), 1+t], gain in [1-t/2, 1]; black stays black
 
     @property
     def affine(self) -> bool:
@@ -31,7 +34,7 @@ class Augment:
 
     @property
     def enabled(self) -> bool:
-        return self.affine or bool(self.crop_padding or self.erasing)
+        return self.affine or bool(self.crop_padding or self.erasing or self.tones)
 
 
 def augment_batch(x: torch.Tensor, aug: Augment, generator: torch.Generator) -> torch.Tensor:
@@ -46,7 +49,18 @@ def augment_batch(x: torch.Tensor, aug: Augment, generator: torch.Generator) -> 
         x = _random_crop(x, aug.crop_padding, generator)
     if aug.erasing:
         x = _random_erasing(x, aug.erasing, generator)
+    if aug.tones:
+        x = _random_tones(x, aug.tones, generator)
     return x
+
+
+def _random_tones(x: torch.Tensor, t: float, generator: torch.Generator) -> torch.Tensor:
+    """Each image's pixels raised to a random gamma and scaled by a random gain: a dark
+    or a pale garment, lit softly or hard. The background (0) stays 0."""
+    n = x.shape[0]
+    gamma = torch.exp((2 * _uniform(n, generator, x) - 1) * math.log1p(t))
+    gain = 1 - t / 2 * _uniform(n, generator, x)
+    return x.clamp(min=0).pow(gamma[:, None, None, None]) * gain[:, None, None, None]
 
 
 def _uniform(n: int, generator: torch.Generator, like: torch.Tensor) -> torch.Tensor:

@@ -209,6 +209,7 @@ def _check_recipe(prefix: str, r: Recipe, problems: list[str]) -> None:
         (0 <= r.augment.shift < 0.5, "augment.shift", r.augment.shift, "a fraction in [0, 0.5)"),
         (0 <= r.augment.rotation <= 180, "augment.rotation", r.augment.rotation, "0-180 degrees"),
         (0 <= r.augment.zoom < 1, "augment.zoom", r.augment.zoom, "a fraction in [0, 1)"),
+        (0 <= r.augment.tones <= 1, "augment.tones", r.augment.tones, "0 (off) to 1"),
     ]
     problems += failed_checks(checks, prefix=f"{prefix}.")
     if r.tta and not r.augment.hflip:
