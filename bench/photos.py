@@ -169,7 +169,7 @@ def main(argv: list[str] | None = None) -> None:
         },
         title="Real photos",
         about=(
-            f"Model {result['model']} ({args.model}) on {args.folder.name}/ (phone photos "
+            f"Model {result['model']} on {args.folder.name}/ (phone photos "
             "of clothes on floors, beds and hangers; none used in training): top-1 and "
             "top-3 against the classes that count as right, and the share answered "
             "unsure, with the garment isolated as fmnist-predict and the server do; "

@@ -1,10 +1,12 @@
 """Turn any picture into the dataset's convention: 28x28 grayscale, garment light on dark.
 
 Steps, as Fashion-MNIST's own pipeline did for product photos: decode (any format Pillow
-reads, EXIF rotation applied, transparency flattened onto white), convert to grayscale,
-invert when the background is light, trim to the garment's bounding box, resize the
-garment centred on a black square, resized to 28x28 (the aspect ratio is kept). An image
-that is already 28x28 on a dark background is used as it is.
+reads, EXIF rotation applied, transparency flattened onto white), isolate the garment
+from its background (:mod:`fmnist.serve.isolate`), convert to grayscale, invert when the
+background is light, black outside the garment, trim to its bounding box, centre it on a
+black square, resized to 28x28 (the aspect ratio is kept). An image that is already
+28x28 on a dark background is used as it is; one whose garment cannot be isolated is
+converted by brightness alone, and the reason goes with it.
 
 Memory is bounded by the pixels, not by the longest side: the header is checked before
 any pixel is decoded (at most :data:`MAX_PIXELS`, at most :data:`MAX_ASPECT` to 1), JPEGs
