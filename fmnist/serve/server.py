@@ -7,10 +7,11 @@
 Pillow reads, converted as ``fmnist-predict`` converts it) and returns the top classes
 with their probabilities as JSON, ``unsure`` with its reason where the answer is
 (:mod:`fmnist.serve.answer`) and the 28x28 input the model saw; an image that cannot be
-used gets its one-line ``error`` in its place, and the others are answered. ``GET /health`` says it is up;
-``GET /`` is a page, with no CDN and no framework, to drop or pick an image and see its
-classes as bars. The Open Inference Protocol (KServe V2, as Triton speaks it) is under
-``/v2`` (:mod:`fmnist.serve.v2`), Prometheus metrics at ``/metrics``.
+used gets its one-line ``error`` in its place, and the others are answered.
+``GET /health`` says it is up; ``GET /`` is a page, with no CDN and no framework, to drop
+or pick an image and see its classes as bars. The Open Inference Protocol (KServe V2, as
+Triton speaks it) is under ``/v2`` (:mod:`fmnist.serve.v2`), Prometheus metrics at
+``/metrics``.
 
 FastAPI on uvicorn, with a deadline on each request (:mod:`fmnist.serve.protocol`).
 Inference runs in ONNX Runtime: on the default model it measured 0.17 ms per image
