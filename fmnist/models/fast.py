@@ -18,6 +18,7 @@ from fmnist.models.registry import register_model
 
 
 @register_model("fastcnn")
+@register_model("fastcnn-photo")  # the same layers; its recipe trains them for photos
 def fastcnn(
     in_shape: tuple[int, int, int] = (1, 28, 28),
     num_classes: int = 10,
@@ -88,18 +89,4 @@ def fastcnn_hour(
     """fastcnn-wide's layers (16-filter stem included) under their own name, for a CPU
     budget of an hour: its recipe is fastcnn-wide's for as many epochs as an hour of the
     project's slowest CPU kind (AVX2 only, fp32) trains."""
-    return fastcnn(in_shape, num_classes, width, activation, dropout, stem)
-
-
-@register_model("fastcnn-photo")
-def fastcnn_photo(
-    in_shape: tuple[int, int, int] = (1, 28, 28),
-    num_classes: int = 10,
-    width: int = 32,
-    activation: str = "relu",
-    dropout: float = 0.25,
-    stem: int = 0,
-) -> nn.Module:
-    """fastcnn's layers under their own name: its recipe trains them for real photos as
-    the conversion gives them (random framing, erasing and tones; docs/serving.md)."""
     return fastcnn(in_shape, num_classes, width, activation, dropout, stem)

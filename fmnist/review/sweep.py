@@ -24,14 +24,20 @@ from fmnist.models import list_models
 from fmnist.review.reference import REPORTED, ZOO
 
 
-def dvc(*args: str) -> str:
-    """Run a dvc command; a failure is a one-line PipelineError with its output."""
+def command(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    """A git or dvc command, its output captured; a failure (with ``check``) is one
+    PipelineError line with its output."""
     env = {**os.environ, "DVC_NO_ANALYTICS": "1"}
-    proc = subprocess.run(["dvc", *args], capture_output=True, text=True, env=env)
-    if proc.returncode != 0:
-        detail = (proc.stderr or proc.stdout).strip().replace("\n", " ")
-        raise PipelineError(f"dvc {' '.join(args)} failed: {detail}")
-    return proc.stdout
+    done = subprocess.run(args, capture_output=True, text=True, env=env)
+    if check and done.returncode != 0:
+        detail = (done.stderr or done.stdout).strip().replace("\n", " ")
+        raise PipelineError(f"{' '.join(args[:3])} failed: {detail}")
+    return done
+
+
+def dvc(*args: str) -> str:
+    """What a dvc command printed (see :func:`command`)."""
+    return command("dvc", *args).stdout
 
 
 def report_split(name: str) -> list[str]:

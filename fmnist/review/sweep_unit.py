@@ -45,7 +45,7 @@ from typing import Any
 from fmnist.core.config import write_params
 from fmnist.core.errors import PipelineError, run_stage
 from fmnist.models import list_models
-from fmnist.review.sweep import report_split
+from fmnist.review.sweep import command, report_split
 from fmnist.train.params import model_recipes
 
 # a trial run: minutes on a CPU instead of hours (the pull-request workflow's profile)
@@ -115,16 +115,6 @@ def grid_entry(grid: list[str], index: int) -> tuple[str, list[str]]:
         raise PipelineError(f"--index {index} is outside the grid's 0..{len(grid) - 1}")
     model, *settings = grid[index].split()
     return model, settings
-
-
-def command(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    """A git or dvc command, its output captured; a failure is one line with its output."""
-    env = {**os.environ, "DVC_NO_ANALYTICS": "1"}
-    done = subprocess.run(args, capture_output=True, text=True, env=env)
-    if check and done.returncode != 0:
-        detail = (done.stderr or done.stdout).strip().replace("\n", " ")
-        raise PipelineError(f"{' '.join(args[:3])} failed: {detail}")
-    return done
 
 
 def experiments_at(git_remote: str | None) -> set[str]:
