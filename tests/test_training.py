@@ -58,3 +58,23 @@ def test_on_epoch_sees_every_epoch_and_the_model_it_would_keep(in_tmp: Path) -> 
     )
     assert [epoch for epoch, _ in seen] == [1, 2]
     assert trained.result.best_epoch == 2  # train+val keeps the last epoch
+
+
+def test_the_same_checkpoint_saves_to_the_same_bytes(tmp_path: Path) -> None:
+    # torch.save given a path names its archive after the (random) temporary file:
+    # the same weights would then hash differently in dvc.lock on every retrain
+    from fmnist.data.datasets import FASHION_MNIST
+    from fmnist.models import build_model
+    from fmnist.train.checkpoint import save_checkpoint
+
+    model = build_model("fastcnn", {"width": 8})
+    for name in ("a.pt", "b.pt"):
+        save_checkpoint(
+            tmp_path / name,
+            model_name="fastcnn",
+            arch={"width": 8},
+            state_dict=model.state_dict(),
+            classes=FASHION_MNIST.classes,
+            in_shape=(1, 28, 28),
+        )
+    assert (tmp_path / "a.pt").read_bytes() == (tmp_path / "b.pt").read_bytes()

@@ -129,8 +129,8 @@ class ResumeFile:
 
     def save(self, state: dict[str, Any]) -> None:
         """Write the state after an epoch, atomically (a kill never leaves half)."""
-        with atomic_path(RESUME) as tmp:
-            torch.save({"fingerprint": self.fingerprint, "state": state}, tmp)
+        with atomic_path(RESUME) as tmp, open(tmp, "wb") as f:  # a path would name
+            torch.save({"fingerprint": self.fingerprint, "state": state}, f)  # the archive
 
 
 def run_fingerprint(params: Params, device: torch.device) -> str:
