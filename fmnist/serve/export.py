@@ -63,7 +63,8 @@ def export(model_path: Path = layout.MODEL, test_path: Path | None = None) -> di
             )
         with atomic_path(stage(TORCHSCRIPT)) as tmp, warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            torch.jit.save(torch.jit.trace(wrapped, example), str(tmp))
+            with open(tmp, "wb") as f:  # a path would name the archive after the temp file
+                torch.jit.save(torch.jit.trace(wrapped, example), f)
         write_json(stage(CONTRACT), contract(meta))
         result = {"export": parity(wrapped, test.images, onnx_path)}
         if result["export"]["onnx_agreement"] < MIN_AGREEMENT:
